@@ -1,0 +1,161 @@
+"""The one path across parties: ``Channel``.
+
+Every value that leaves a party goes through ``Channel.exchange``: a list of
+messages (sender, receiver, payload) sent simultaneously, which costs one
+round.  The channel counts rounds and bytes sent per party, always; ``measure``
+gives the difference over a block.  Every opening of a value to anyone (also of
+values masked by fresh randomness, marked ``masked=True``) is logged with a
+tag, its shape and receivers by ``record_opening``.
+
+Parties are numbered 0, 1, 2 (the servers) and ``CLIENT`` (the data owner).
+In this one-process simulation a delivered payload is the sent array itself;
+a deployment replaces ``_deliver`` with sockets and keeps the rest.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+CLIENT = 3
+NPARTIES = 4
+PARTY_NAMES = ("S0", "S1", "S2", "client")
+
+
+def pack_bits(v: np.ndarray, bits: int) -> np.ndarray:
+    """Wire encoding of uint8 values below 2^bits (bits in 1, 2, 4): 8 // bits per byte."""
+    if bits not in (1, 2, 4):
+        raise ValueError(f"pack_bits: bits must be 1, 2 or 4, got {bits}")
+    per = 8 // bits
+    flat = np.ascontiguousarray(v, dtype=np.uint8).reshape(-1)
+    pad = (-flat.size) % per
+    if pad:
+        flat = np.concatenate([flat, np.zeros(pad, np.uint8)])
+    grid = flat.reshape(-1, per)
+    out = np.zeros(grid.shape[0], dtype=np.uint8)
+    for k in range(per):
+        out |= grid[:, k] << np.uint8(bits * k)
+    return out
+
+
+def unpack_bits(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
+    """Inverse of ``pack_bits`` for n values."""
+    per = 8 // bits
+    mask = np.uint8((1 << bits) - 1)
+    grid = np.empty((packed.size, per), dtype=np.uint8)
+    for k in range(per):
+        grid[:, k] = (packed >> np.uint8(bits * k)) & mask
+    return grid.reshape(-1)[:n]
+
+
+class Message(NamedTuple):
+    src: int
+    dst: int
+    payload: np.ndarray
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Rounds and bytes sent by each party (S0, S1, S2, client)."""
+
+    rounds: int = 0
+    bytes_sent: tuple = (0, 0, 0, 0)
+
+    def __sub__(self, other: "Cost") -> "Cost":
+        return Cost(
+            self.rounds - other.rounds,
+            tuple(a - b for a, b in zip(self.bytes_sent, other.bytes_sent)),
+        )
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(
+            self.rounds + other.rounds,
+            tuple(a + b for a, b in zip(self.bytes_sent, other.bytes_sent)),
+        )
+
+    @property
+    def max_server_bytes(self) -> int:
+        return max(self.bytes_sent[:3])
+
+    def server_bytes_per_element(self, n: int) -> tuple:
+        """Bytes per element sent by each server."""
+        return tuple(b / n for b in self.bytes_sent[:3])
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One logged opening: who received what (by tag and shape)."""
+
+    tag: str
+    shape: tuple
+    receivers: tuple
+    masked: bool
+
+
+@dataclass
+class Measurement:
+    """Filled in when a ``Channel.measure()`` block ends."""
+
+    cost: Cost = field(default_factory=Cost)
+    openings: list = field(default_factory=list)
+
+
+class Channel:
+    """Counts every exchange; the only way data crosses between parties."""
+
+    def __init__(self):
+        self.rounds = 0
+        self.bytes_sent = [0] * NPARTIES
+        self.openings: list[Opening] = []
+        self._taps: dict[int, list] = {}
+
+    def cost(self) -> Cost:
+        return Cost(self.rounds, tuple(self.bytes_sent))
+
+    def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
+        """Send all messages at once (one round) and return what each receiver gets."""
+        messages = [m for m in messages if m.payload.size]
+        if not messages:
+            return []
+        for m in messages:
+            if not (0 <= m.src < NPARTIES and 0 <= m.dst < NPARTIES) or m.src == m.dst:
+                raise ValueError(f"{tag}: bad message route {m.src} -> {m.dst}")
+            self.bytes_sent[m.src] += m.payload.nbytes
+        self.rounds += 1
+        delivered = [self._deliver(m) for m in messages]
+        for m, got in zip(messages, delivered):
+            if m.dst in self._taps:
+                self._taps[m.dst].append((tag, m.src, np.array(got, copy=True)))
+        return delivered
+
+    def _deliver(self, m: Message) -> np.ndarray:
+        return m.payload
+
+    def record_opening(self, tag: str, shape, receivers, masked: bool = False) -> None:
+        self.openings.append(Opening(tag, tuple(shape), tuple(receivers), masked))
+
+    @contextmanager
+    def measure(self) -> Iterator[Measurement]:
+        before = self.cost()
+        n_open = len(self.openings)
+        result = Measurement()
+        try:
+            yield result
+        finally:
+            result.cost = self.cost() - before
+            result.openings = self.openings[n_open:]
+
+    @contextmanager
+    def tap(self, party: int) -> Iterator[list]:
+        """Record (tag, sender, payload copy) of every message ``party`` receives."""
+        if party in self._taps:
+            raise RuntimeError(f"party {party} is already tapped")
+        log: list = []
+        self._taps[party] = log
+        try:
+            yield log
+        finally:
+            del self._taps[party]

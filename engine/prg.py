@@ -1,0 +1,103 @@
+"""Correlated randomness from AES-128-CTR keystreams (the ``cryptography`` package).
+
+Streams, each with its own key and counter:
+
+- ``own(i)``: private to server i.
+- ``component(j)``: known to the two servers that hold share component j, that
+  is servers j and j - 1 (server i holds components i and i + 1).  A draw from
+  it can be used directly as component j of a sharing, with no communication;
+  differences of two such draws give zero sharings.
+- ``common``: known to all three servers (public coins, for example random
+  projections that need not be secret).
+- ``client``: private to the client (data owner).
+
+With a seed, every key is derived from it and a label (SHA-256), so a run
+replays exactly; without a seed, keys come from the OS (``os.urandom``).  In a
+deployment the pairwise keys are agreed between the two servers that hold them;
+in this one-process simulation both holders draw from the same stream object,
+which keeps them in lockstep by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+_DTYPES = {np.dtype(np.uint64), np.dtype(np.uint32), np.dtype(np.uint16), np.dtype(np.uint8)}
+
+
+def derive_key(seed: int | bytes | None, label: str) -> bytes:
+    """A 16-byte AES key: from os.urandom without a seed, else SHA-256(seed || label)."""
+    if seed is None:
+        return os.urandom(16)
+    if isinstance(seed, int):
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        seed = seed.to_bytes((seed.bit_length() + 8) // 8, "little")
+    return hashlib.sha256(b"secptune/prg/v1|" + seed + b"|" + label.encode()).digest()[:16]
+
+
+class Stream:
+    """An AES-128-CTR keystream read as unsigned integers.
+
+    ``words(shape, dtype)`` returns the next bytes of the keystream; the
+    counter advances by exactly the bytes drawn.
+    """
+
+    def __init__(self, key: bytes, label: str = ""):
+        if len(key) != 16:
+            raise ValueError(f"AES-128 key for stream {label!r} must be 16 bytes, got {len(key)}")
+        self.label = label
+        self._enc = Cipher(algorithms.AES(key), modes.CTR(b"\x00" * 16)).encryptor()
+        self.bytes_drawn = 0
+
+    def words(self, shape, dtype=np.uint64) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        if dtype not in _DTYPES:
+            raise TypeError(f"stream {self.label!r}: unsupported dtype {dtype}")
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        self.bytes_drawn += n
+        buf = self._enc.update(bytes(n))
+        return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+class Randomness:
+    """All keystreams of one three-server run (plus the client's)."""
+
+    def __init__(self, seed: int | bytes | None = None):
+        self.seeded = seed is not None
+        self._own = tuple(Stream(derive_key(seed, f"own/{i}"), f"own/{i}") for i in range(3))
+        self._component = tuple(
+            Stream(derive_key(seed, f"component/{j}"), f"component/{j}") for j in range(3)
+        )
+        self.common = Stream(derive_key(seed, "common"), "common")
+        self.client = Stream(derive_key(seed, "client"), "client")
+
+    def own(self, i: int) -> Stream:
+        return self._own[i]
+
+    def component(self, j: int) -> Stream:
+        """The stream known to servers j and j - 1 (the holders of component j)."""
+        return self._component[j % 3]
+
+    def components(self, shape, dtype=np.uint64) -> np.ndarray:
+        """One draw from each component stream, stacked: [3, *shape]."""
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        out = np.empty((3,) + shape, dtype=dtype)
+        for j in range(3):
+            out[j] = self._component[j].words(shape, dtype)
+        return out
+
+    def zero_sharing(self, shape, dtype=np.uint64, boolean: bool = False) -> np.ndarray:
+        """A 3-out-of-3 sharing of zero: alpha_i = r_i - r_{i+1} (or r_i ^ r_{i+1}).
+
+        Server i computes alpha_i from the component streams i and i + 1, which
+        it holds; no communication.
+        """
+        r = self.components(shape, dtype)
+        nxt = np.roll(r, -1, axis=0)
+        return r ^ nxt if boolean else r - nxt

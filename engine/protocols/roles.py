@@ -1,0 +1,81 @@
+"""Spreading an asymmetric protocol's roles over the three servers.
+
+Some protocols give the three servers different jobs (one shares a value it
+alone knows, one helps with correlated randomness).  Running them with fixed
+roles makes one server send more than the others.  ``Rotation`` cuts the
+elements into three chunks; in chunk k, role r is played by server r + k and
+role component j is share component j + k (mod 3).  Role component j is held
+by roles j and j - 1, exactly as real components are, so a protocol written
+for roles runs unchanged on every chunk, and all chunks share each round.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..comm import Message, pack_bits, unpack_bits
+
+
+class Rotation:
+    """Role bookkeeping for n flattened elements (``rotate=False``: identity)."""
+
+    def __init__(self, n: int, rotate: bool = True):
+        self.n = n
+        if rotate:
+            cuts = [0, n // 3, (2 * n) // 3, n]
+        else:
+            cuts = [0, n, n, n]
+        self.chunks = [(k, cuts[k], cuts[k + 1]) for k in range(3) if cuts[k + 1] > cuts[k]]
+
+    def to_roles(self, x: np.ndarray) -> np.ndarray:
+        """[3, n, ...] real components -> role components."""
+        out = np.empty_like(x)
+        for k, lo, hi in self.chunks:
+            out[:, lo:hi] = np.roll(x[:, lo:hi], -k, axis=0) if k else x[:, lo:hi]
+        return out
+
+    def to_real(self, r: np.ndarray) -> np.ndarray:
+        """[3, n, ...] role components -> real components."""
+        out = np.empty_like(r)
+        for k, lo, hi in self.chunks:
+            out[:, lo:hi] = np.roll(r[:, lo:hi], k, axis=0) if k else r[:, lo:hi]
+        return out
+
+    def draw(self, rand, role_component: int, dtype=np.uint64, width: int | None = None) -> np.ndarray:
+        """A draw from the stream of role component j: [n] (or [n, width])."""
+        parts = []
+        for k, lo, hi in self.chunks:
+            shape = (hi - lo,) if width is None else (hi - lo, width)
+            parts.append(rand.component((role_component + k) % 3).words(shape, dtype))
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts, axis=0)
+
+    def exchange(self, chan, sends: Sequence[tuple], tag: str) -> list:
+        """Send role messages in one round and return what each receiver got.
+
+        A message is (src_role, dst_role, payload[n, ...]) or, for uint8 values
+        narrower than a byte, (src_role, dst_role, payload[n], bits): each
+        chunk is then packed ``8 // bits`` values to a byte on the wire.
+        Payloads come back reassembled over chunks.
+        """
+        real, index = [], []
+        for s, send in enumerate(sends):
+            src, dst, payload = send[:3]
+            bits = send[3] if len(send) > 3 else None
+            for k, lo, hi in self.chunks:
+                piece = payload[lo:hi]
+                if bits is not None:
+                    piece = pack_bits(piece, bits)
+                real.append(Message((src + k) % 3, (dst + k) % 3, piece))
+                index.append((s, hi - lo))
+        got = chan.exchange(real, tag)
+        if len(got) != len(real):  # empty payloads are dropped by the channel
+            return [np.asarray(send[2]) for send in sends]
+        pieces: list[list] = [[] for _ in sends]
+        for (s, count), g in zip(index, got):
+            bits = sends[s][3] if len(sends[s]) > 3 else None
+            pieces[s].append(g if bits is None else unpack_bits(g, bits, count))
+        return [p[0] if len(p) == 1 else np.concatenate(p, axis=0) for p in pieces]

@@ -1,0 +1,3 @@
+from secptune.cli import main
+
+raise SystemExit(main())

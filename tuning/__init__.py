@@ -1,0 +1,1 @@
+"""Tasks, data and the client/server tuning loop; not written yet (see the tuning issue)."""

@@ -1,0 +1,1 @@
+"""Hugging Face checkpoint loading; not written yet (see the encoder issue)."""
