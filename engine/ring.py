@@ -86,6 +86,14 @@ def _split_kernel(a, l0, l1, l2, s01):
         s01[i] = x0 + x1
 
 
+@numba.njit(cache=True, nogil=True)
+def _max_abs(x):
+    m = 0.0
+    for i in range(x.size):
+        m = max(m, abs(x[i]))
+    return m
+
+
 @dataclass(frozen=True)
 class Limbs:
     """Float64 limbs of a uint64 array.
@@ -123,10 +131,10 @@ def split_limbs(a: np.ndarray, public: bool = False) -> Limbs:
     s01_bound = 2.0**21 + 2.0**20
     if public:
         for k in range(3):
-            bound[k] = float(np.abs(limb[k]).max()) if limb[k].size else 0.0
+            bound[k] = _max_abs(outs[k])
             if bound[k] == 0.0:
                 limb[k] = None
-        s01_bound = float(np.abs(s01).max()) if s01.size else 0.0
+        s01_bound = _max_abs(outs[3])
     return Limbs(tuple(limb), tuple(bound), s01, s01_bound, a.shape)
 
 
@@ -164,11 +172,18 @@ def _plan(A: Limbs, B: Limbs):
     return plan
 
 
-def _accumulate(out, prod, coeff):
-    part = prod.astype(np.int64).view(np.uint64)
-    if coeff != 1:
-        part *= const(coeff)
-    return part if out is None else np.add(out, part, out=out)
+@numba.njit(cache=True, nogil=True)
+def _acc_kernel(out, prod, coeff):
+    for i in range(out.size):
+        out[i] += np.uint64(np.int64(prod[i])) * coeff
+
+
+def _accumulate(out, prod, coeff, shape):
+    """out += coeff * prod (mod 2^64); prod holds exact integers as float64."""
+    if out is None:
+        out = np.zeros(shape, dtype=np.uint64)
+    _acc_kernel(out.reshape(-1), np.ascontiguousarray(prod).reshape(-1), const(coeff))
+    return out
 
 
 def limb_matmul_stacked(As: list, B: Limbs) -> list:
@@ -182,10 +197,15 @@ def limb_matmul_stacked(As: list, B: Limbs) -> list:
         if A.shape[-1] != K:
             raise ValueError(f"ring matmul: inner dimensions differ: {A.shape} @ {B.shape}")
     rows = [A.shape[-2] for A in As]
+    out_shapes = [
+        np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (A.shape[-2], B.shape[-1]) for A in As
+    ]
     outs = [None] * len(As)
     # Columns of the plan are the same for every A, so plan with the first
     # and substitute each A's limbs in the same positions.
     plans = [_plan(A, B) for A in As]
+    if any(A.nlimbs != 3 for A in As):
+        raise ValueError("ring matmul: left operands must be split as secret (full limbs)")
     for entry in range(len(plans[0])):
         right, rbound, _ = plans[0][entry]
         lefts = [(i, lft) for i in range(len(As)) for lft in plans[i][entry][2]]
@@ -202,18 +222,9 @@ def limb_matmul_stacked(As: list, B: Limbs) -> list:
             r0 = 0
             for i, (_, _, coeff) in lefts:
                 r1 = r0 + rows[i]
-                outs[i] = _accumulate(outs[i], prod[..., r0:r1, :], coeff)
+                outs[i] = _accumulate(outs[i], prod[..., r0:r1, :], coeff, out_shapes[i])
                 r0 = r1
-    for i, A in enumerate(As):
-        if outs[i] is None:
-            shape = np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (A.shape[-2], B.shape[-1])
-            outs[i] = np.zeros(shape, dtype=np.uint64)
-    return outs
-
-
-def _plans_compatible(As: list, B: Limbs) -> bool:
-    plans = [_plan(A, B) for A in As]
-    return len({len(p) for p in plans}) == 1
+    return [np.zeros(shape, np.uint64) if o is None else o for o, shape in zip(outs, out_shapes)]
 
 
 def ring_matmul_stacked(As: list, b: np.ndarray, b_public: bool = False) -> list:

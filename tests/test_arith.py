@@ -1,0 +1,95 @@
+"""Multiplication, matmul and truncation against exact integer references."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from helpers import exact_ints, floor_div
+from secptune.engine import Context, EngineConfig, SharedTensor
+from secptune.engine.protocols.trunc import TRUNC_INPUT_BITS, trunc
+
+CTX = Context(EngineConfig(seed=21))
+FX = CTX.fixed
+F = FX.frac_bits
+bounded = st.floats(-1e3, 1e3, allow_nan=False, width=64)
+
+
+def _ring(t: SharedTensor) -> np.ndarray:
+    return t.shares.sum(axis=0, dtype=np.uint64)
+
+
+@given(st.data(), hnp.array_shapes(min_dims=1, max_dims=2, max_side=6))
+def test_fixed_mul_is_within_one_ulp_of_exact(data, shape):
+    a = data.draw(hnp.arrays(np.float64, shape, elements=bounded))
+    b = data.draw(hnp.arrays(np.float64, shape, elements=bounded))
+    x, y = SharedTensor.from_client(CTX, a), SharedTensor.from_client(CTX, b)
+    got = exact_ints(_ring(x * y))
+    want = floor_div(exact_ints(FX.encode(a)) * exact_ints(FX.encode(b)), F)
+    diff = got - want
+    assert all(d in (0, 1) for d in diff.ravel())
+
+
+@given(st.data(), st.integers(1, 5), st.integers(1, 20), st.integers(1, 5))
+def test_fixed_matmul_secret_and_public_within_one_ulp(data, m, k, n):
+    a = data.draw(hnp.arrays(np.float64, (m, k), elements=bounded))
+    b = data.draw(hnp.arrays(np.float64, (k, n), elements=st.floats(-8, 8, allow_nan=False)))
+    x = SharedTensor.from_client(CTX, a)
+    want = floor_div(exact_ints(FX.encode(a)).dot(exact_ints(FX.encode(b))), F)
+    for got in (_ring(x @ SharedTensor.from_client(CTX, b)), _ring(x @ b)):
+        diff = exact_ints(got) - want
+        assert all(d in (0, 1) for d in diff.ravel())
+
+
+def test_batched_matmul_attention_shapes(rng):
+    q = rng.normal(size=(2, 4, 16, 8))
+    k = rng.normal(size=(2, 4, 8, 16))
+    got = (SharedTensor.from_client(CTX, q) @ SharedTensor.from_client(CTX, k)).reveal("att")
+    e = FX.decode(FX.encode(q)) @ FX.decode(FX.encode(k))
+    assert np.abs(got - e).max() <= FX.ulp
+
+
+@given(hnp.arrays(np.int64, st.integers(1, 50), elements=st.integers(-(2**40), 2**40)))
+def test_integer_mul_is_exact(v):
+    x = SharedTensor.from_client(CTX, v, fmt=None)
+    with np.errstate(over="ignore"):
+        assert np.array_equal((x * x).reveal("sq"), v * v)
+
+
+EDGE = 2**TRUNC_INPUT_BITS
+trunc_inputs = st.one_of(
+    st.sampled_from([0, 1, -1, EDGE - 1, -EDGE, -EDGE + 1, 2**F, -(2**F), 2**F - 1]),
+    st.integers(-EDGE, EDGE - 1),
+)
+
+
+@given(hnp.arrays(object, st.integers(1, 64), elements=trunc_inputs), st.integers(1, 40))
+def test_truncation_is_floor_or_floor_plus_one_over_the_whole_range(vals, m):
+    ring = np.array([v % 2**64 for v in vals], dtype=np.uint64)
+    x = SharedTensor.from_client(CTX, ring.view(np.int64), fmt=None)
+    got = exact_ints(trunc(CTX, x.shares, m).sum(axis=0, dtype=np.uint64))
+    diff = got - floor_div(vals, m)
+    assert all(d in (0, 1) for d in diff.ravel()), (vals, m, diff)
+
+
+def test_truncation_rounding_is_unbiased():
+    """x = k + 0.3 ulp: the mean of the truncated values is x / 2^f (stochastic rounding)."""
+    n = 200_000
+    frac = int(0.3 * 2**F)
+    vals = np.full(n, 5 * 2**F + frac, dtype=np.int64)
+    vals[n // 2:] = -vals[n // 2:]      # negative values too
+    x = SharedTensor.from_client(CTX, vals, fmt=None)
+    out = trunc(CTX, x.shares, F).sum(axis=0, dtype=np.uint64).view(np.int64)
+    pos, neg = out[: n // 2], out[n // 2:]
+    assert set(np.unique(pos)) <= {5, 6} and set(np.unique(neg)) <= {-6, -5}
+    p = 0.3
+    sigma = np.sqrt(p * (1 - p) / (n // 2))
+    assert abs((pos - 5).mean() - p) < 5 * sigma
+    assert abs((-5 - neg).mean() - p) < 5 * sigma
+
+
+def test_truncation_rejects_bad_shift(ctx):
+    x = SharedTensor.from_client(ctx, np.ones(3))
+    with pytest.raises(ValueError, match="out of range"):
+        trunc(ctx, x.shares, 63)

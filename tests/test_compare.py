@@ -1,0 +1,74 @@
+"""Comparisons over the whole fixed-point range, edges included."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from secptune.engine import Context, EngineConfig, SharedTensor
+from secptune.engine.protocols.boolean import msb_bool
+
+CTX = Context(EngineConfig(seed=31))
+FX = CTX.fixed
+LIM = FX.max_abs
+edges = [0.0, FX.ulp, -FX.ulp, 1.0, -1.0, LIM - 1.0, -(LIM - 1.0), 2.0**20, -(2.0**20)]
+values = st.one_of(st.sampled_from(edges), st.floats(-(LIM - 1), LIM - 1, allow_nan=False))
+arrays = hnp.arrays(np.float64, st.integers(1, 60), elements=values)
+
+
+def enc(v):
+    return FX.decode(FX.encode(v))
+
+
+@given(arrays)
+def test_msb_on_raw_ring_values_including_extremes(v):
+    """The MSB circuit itself works for every ring value, not only encodings."""
+    rng = np.random.default_rng(len(v))
+    ring = rng.integers(0, 2**64, size=len(v) + 6, dtype=np.uint64)
+    ring[-6:] = [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 2**62]
+    x = SharedTensor.from_client(CTX, ring.view(np.int64), fmt=None)
+    b = msb_bool(CTX, x.shares)
+    assert np.array_equal((b[0] ^ b[1] ^ b[2]), (ring >> np.uint64(63)).astype(np.uint8))
+
+
+@given(arrays)
+def test_relu_abs_sign(v):
+    x = SharedTensor.from_client(CTX, v)
+    e = enc(v)
+    assert np.array_equal(x.relu().reveal("relu"), np.maximum(e, 0))
+    assert np.array_equal(x.abs().reveal("abs"), np.abs(e))
+    assert np.array_equal(x.sign_bit().reveal("msb"), (e < 0).astype(np.int64))
+
+
+@given(st.data(), st.integers(1, 40))
+def test_less_than_secret_and_public(data, n):
+    half = st.floats(-(LIM / 2 - 1), LIM / 2 - 1, allow_nan=False)
+    a = data.draw(hnp.arrays(np.float64, n, elements=st.one_of(st.sampled_from([0.0, FX.ulp, -FX.ulp]), half)))
+    b = data.draw(hnp.arrays(np.float64, n, elements=st.one_of(st.sampled_from([0.0, FX.ulp]), half)))
+    b[: n // 3] = a[: n // 3]                    # ties
+    x, y = SharedTensor.from_client(CTX, a), SharedTensor.from_client(CTX, b)
+    ea, eb = enc(a), enc(b)
+    assert np.array_equal(x.lt(y).reveal("lt"), (ea < eb).astype(np.int64))
+    assert np.array_equal(x.lt(b).reveal("lt"), (ea < eb).astype(np.int64))
+    assert np.array_equal(x.gt(b).reveal("gt"), (ea > eb).astype(np.int64))
+
+
+def test_select_and_max(rng):
+    v = rng.normal(size=(5, 13)) * 50
+    v[0, 3] = v[0, 7] = v[0].max() + 1     # repeated maximum
+    x = SharedTensor.from_client(CTX, v)
+    e = enc(v)
+    assert np.array_equal(x.max(axis=-1).reveal("max"), e.max(axis=-1))
+    assert np.array_equal(x.max(axis=0).reveal("max"), e.max(axis=0))
+    c = x.lt(0.0)
+    y = SharedTensor.from_client(CTX, -v)
+    assert np.array_equal(c.where(y, x).reveal("sel"), np.abs(e))
+    with pytest.raises(TypeError, match="condition must be an integer"):
+        x.where(x, y)
+
+
+def test_max_of_one_column_and_odd_lengths(rng):
+    for n in (1, 2, 3, 7):
+        v = rng.normal(size=(4, n))
+        assert np.array_equal(SharedTensor.from_client(CTX, v).max(-1).reveal("m"), enc(v).max(-1))

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from secptune.engine import FixedPoint
+from secptune.engine.prg import Randomness, Stream, derive_key
+
+
+@given(st.integers(8, 24), st.floats(-1e6, 1e6, allow_nan=False))
+def test_encode_decode_round_trip_within_half_ulp(f, x):
+    fx = FixedPoint(f)
+    got = fx.decode(fx.encode(np.array([x])))[0]
+    assert abs(got - x) <= fx.ulp / 2 + abs(x) * 1e-15
+
+
+def test_encode_errors_name_the_tensor_and_problem():
+    fx = FixedPoint(18)
+    with pytest.raises(ValueError, match=r"weights: non-finite value at index \(1,\)"):
+        fx.encode(np.array([0.0, np.nan]), "weights")
+    with pytest.raises(ValueError, match=r"acts: value .* outside the fixed-point range"):
+        fx.encode(np.array([2.0**44]), "acts")
+    fx.encode(np.array([2.0**44 - 1]), "acts")
+    with pytest.raises(ValueError, match="frac_bits"):
+        FixedPoint(0)
+
+
+def test_fixed_point_constants():
+    fx = FixedPoint(18)
+    assert fx.ulp == 2.0**-18
+    assert fx.max_product == 2.0**26
+    assert fx.decode(fx.encode(np.array([-1.5])))[0] == -1.5
+
+
+def test_seeded_streams_replay_and_unseeded_differ():
+    a, b = Randomness(5), Randomness(5)
+    assert np.array_equal(a.component(1).words(100), b.component(1).words(100))
+    assert not np.array_equal(Randomness(None).own(0).words(8), Randomness(None).own(0).words(8))
+    assert not np.array_equal(Randomness(5).own(0).words(8), Randomness(6).own(0).words(8))
+
+
+def test_streams_have_distinct_keys_and_independent_counters():
+    labels = ["own/0", "own/1", "own/2", "component/0", "component/1", "component/2", "common", "client"]
+    keys = {derive_key(1, lab) for lab in labels}
+    assert len(keys) == len(labels)
+    r = Randomness(9)
+    first = r.component(0).words(4)
+    r.component(1).words(1000)               # another stream's counter moves ...
+    s = Randomness(9)
+    assert np.array_equal(first, s.component(0).words(4))
+    assert np.array_equal(r.component(0).words(4), s.component(0).words(4))   # ... this one's does not
+
+
+def test_stream_is_aes_ctr_keystream():
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = bytes(range(16))
+    enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
+    want = np.frombuffer(enc.update(bytes(64)), np.uint64)
+    assert np.array_equal(Stream(key).words(8), want)
+
+
+def test_stream_output_looks_uniform():
+    w = Randomness(3).common.words(1 << 16, np.uint8)
+    counts = np.bincount(w, minlength=256)
+    chi2 = float(((counts - w.size / 256) ** 2 / (w.size / 256)).sum())
+    assert chi2 < 350  # 255 degrees of freedom: p ~ 1e-4
+
+
+def test_zero_sharing_sums_to_zero():
+    r = Randomness(2)
+    z = r.zero_sharing((50,))
+    assert np.all(z.sum(axis=0, dtype=np.uint64) == 0)
+    zb = r.zero_sharing((50,), np.uint32, boolean=True)
+    assert np.all(zb[0] ^ zb[1] ^ zb[2] == 0)
+    assert np.any(z[0] != 0)

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from secptune.engine.ring import as_ring, const, ring_matmul, ring_matmul_stacked, split_limbs
+
+EDGES = [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 2**21, 2**43 - 1, 2**44]
+ring_values = st.one_of(st.sampled_from(EDGES), st.integers(0, 2**64 - 1))
+
+
+def ring_arrays(shape):
+    return hnp.arrays(np.uint64, shape, elements=ring_values)
+
+
+@given(st.data(), st.integers(1, 9), st.integers(1, 40), st.integers(1, 9))
+def test_ring_matmul_is_exact(data, m, k, n):
+    a = data.draw(ring_arrays((m, k)))
+    b = data.draw(ring_arrays((k, n)))
+    assert np.array_equal(ring_matmul(a, b), a @ b)
+
+
+@given(st.data(), st.integers(1, 6), st.integers(1, 30), st.integers(1, 6), st.integers(0, 62))
+def test_ring_matmul_public_small_entries_is_exact(data, m, k, n, bits):
+    a = data.draw(ring_arrays((m, k)))
+    lim = 2**bits
+    w = data.draw(hnp.arrays(np.int64, (k, n), elements=st.integers(-lim, lim - 1)))
+    w = as_ring(w)
+    assert np.array_equal(ring_matmul(a, w, b_public=True), a @ w)
+
+
+def test_public_limbs_drop_zero_limbs():
+    w = as_ring(np.array([[3, -5], [100, -(2**19)]]))
+    limbs = split_limbs(w, public=True)
+    assert limbs.nlimbs == 1
+    big = as_ring(np.array([[2**40, 1]]))
+    assert split_limbs(big, public=True).nlimbs == 2
+
+
+def test_inner_dimension_is_chunked_exactly():
+    rng = np.random.default_rng(0)
+    # worst case: all limbs at their extreme, large inner dimension
+    a = np.full((3, 5000), np.uint64(2**63 + 2**42 + 2**21), dtype=np.uint64)
+    a[1] = rng.integers(0, 2**64, size=5000, dtype=np.uint64)
+    b = rng.integers(0, 2**64, size=(5000, 4), dtype=np.uint64)
+    assert np.array_equal(ring_matmul(a, b), a @ b)
+
+
+def test_batched_and_stacked_matmul():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 2**64, size=(2, 3, 4, 7), dtype=np.uint64)
+    c = rng.integers(0, 2**64, size=(2, 3, 5, 7), dtype=np.uint64)
+    b = rng.integers(0, 2**64, size=(2, 3, 7, 6), dtype=np.uint64)
+    got_a, got_c = ring_matmul_stacked([a, c], b)
+    assert np.array_equal(got_a, a @ b)
+    assert np.array_equal(got_c, c @ b)
+
+
+def test_matmul_shape_mismatch_is_reported():
+    a = np.zeros((2, 3), np.uint64)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        ring_matmul(a, np.zeros((4, 2), np.uint64))
+
+
+def test_ring_helpers():
+    assert as_ring(np.array([-1]))[0] == np.uint64(2**64 - 1)
+    assert const(-2) == np.uint64(2**64 - 2)
+    with pytest.raises(TypeError):
+        as_ring(np.array([0.5]))

@@ -1,0 +1,107 @@
+"""What a party receives: uniform, seed-dependent, and useless without the mask.
+
+The strongest check subtracts from a received message everything the
+receiver can compute itself; the rest must be uniform.  A multiplication
+without its zero-share mask leaves a rest of zero (CrypTen issue 518), and
+the check must catch that.
+"""
+
+import numpy as np
+import pytest
+
+from secptune.engine import Context, EngineConfig, SharedTensor
+from secptune.engine.protocols import arith
+
+N = 4096
+
+
+def chi2_bytes(a: np.ndarray) -> float:
+    b = np.ascontiguousarray(a).view(np.uint8)
+    counts = np.bincount(b.ravel(), minlength=256)
+    exp = b.size / 256
+    return float(((counts - exp) ** 2 / exp).sum())
+
+
+UNIFORM_CHI2 = 360.0   # 255 degrees of freedom: p < 1e-4 above this
+
+
+def looks_uniform(a: np.ndarray) -> bool:
+    return chi2_bytes(a) < UNIFORM_CHI2
+
+
+def received_by(ctx, party, fn):
+    with ctx.chan.tap(party) as log:
+        fn()
+    return log
+
+
+def mul_residual_seen_by_s0(ctx) -> np.ndarray:
+    """S0 receives z_1 from S1; it knows x_0, x_1, y_0, y_1, and here x = y = 0."""
+    zero = np.zeros(N, dtype=np.int64)
+    x = SharedTensor.from_client(ctx, zero, fmt=None)
+    y = SharedTensor.from_client(ctx, zero, fmt=None)
+    log = received_by(ctx, 0, lambda: arith.mul_ss(ctx, x.shares, y.shares))
+    [(tag, sender, z1)] = log
+    assert sender == 1 and tag.endswith("reshare")
+    x0, x1 = x.shares[0], x.shares[1]
+    y0, y1 = y.shares[0], y.shares[1]
+    x2, y2 = np.uint64(0) - x0 - x1, np.uint64(0) - y0 - y1   # S0 knows the secrets are zero
+    prediction = (x1 + x2) * y1 + x1 * y2
+    return z1 - prediction
+
+
+def test_multiplication_view_is_uniform_after_subtracting_what_s0_knows():
+    ctx = Context(EngineConfig(seed=5))
+    rest = mul_residual_seen_by_s0(ctx)
+    assert looks_uniform(rest)
+    assert np.count_nonzero(rest) > N - 5
+
+
+def test_missing_zero_share_mask_is_caught(monkeypatch):
+    ctx = Context(EngineConfig(seed=5))
+    monkeypatch.setattr(ctx.rand, "zero_sharing", lambda shape, *a, **k: np.zeros((3,) + tuple(shape), np.uint64))
+    rest = mul_residual_seen_by_s0(ctx)
+    assert not looks_uniform(rest)
+    assert not np.any(rest)
+
+
+def test_received_messages_change_with_the_seed():
+    def view(seed):
+        ctx = Context(EngineConfig(seed=seed))
+        x = SharedTensor.from_client(ctx, np.ones(64))
+        return received_by(ctx, 2, lambda: x * x)
+    a, b, a2 = view(1), view(2), view(1)
+    assert [t for t, _, _ in a] == [t for t, _, _ in b]
+    assert all(np.array_equal(p, q) for (_, _, p), (_, _, q) in zip(a, a2))   # replay
+    assert all(not np.array_equal(p, q) for (_, _, p), (_, _, q) in zip(a, b))
+
+
+@pytest.mark.parametrize("op", ["mul", "matmul", "trunc", "relu", "lt"])
+def test_every_message_a_server_receives_looks_uniform_for_a_constant_secret(op):
+    ctx = Context(EngineConfig(seed=9))
+    const = np.full(N, 3.0)
+    x = SharedTensor.from_client(ctx, const)
+    m = SharedTensor.from_client(ctx, np.full((64, 64), 0.5))
+    fns = {
+        "mul": lambda: x * x,
+        "matmul": lambda: m @ m,
+        "trunc": lambda: x.truncate(),
+        "relu": lambda: x.relu(),
+        "lt": lambda: x.lt(1.0),
+    }
+    for party in range(3):
+        log = received_by(ctx, party, fns[op])
+        assert log, f"S{party} received nothing in {op}"
+        for tag, sender, payload in log:
+            if payload.nbytes >= 2048:
+                assert looks_uniform(payload), (op, party, tag, sender, chi2_bytes(payload))
+
+
+def test_truncation_opens_a_uniform_value():
+    """c = x + 2^62 + r is what two servers learn in a truncation: uniform for a fixed x."""
+    ctx = Context(EngineConfig(seed=4))
+    x = SharedTensor.from_client(ctx, np.full(N, 7.25))
+    log = received_by(ctx, 1, lambda: x.truncate())
+    first_round = [p for t, _, p in log if t.endswith("trunc-open")]
+    assert first_round and all(looks_uniform(p) for p in first_round if p.nbytes >= 2048)
+    assert [o.masked for o in ctx.chan.openings] == [True]
