@@ -67,108 +67,119 @@ def const(c: int) -> np.uint64:
 # ----------------------------------------------------------------------------
 # limb split: one pass over memory per operand
 
+# Limbs live in one float64 buffer of shape (*batch, 4, rows, cols), in the
+# order below, so that limbs multiplied by the same right operand are
+# adjacent rows and go to BLAS as one tall matrix without copying.
+L0, L2, L1, S01 = 0, 1, 2, 3
+_LIMB_SLOT = (L0, L1, L2)           # slot of limb k
+
+
 @numba.njit(cache=True, nogil=True)
-def _split_kernel(a, l0, l1, l2, s01):
+def _split_kernel(a, buf):
+    """a: (B, n) uint64; buf: (B, 4, n) float64 <- l0, l2, l1, l0 + l1."""
     m21 = np.uint64((1 << 21) - 1)
     h21 = np.uint64(1 << 20)
     m22 = np.uint64((1 << 22) - 1)
     h22 = np.uint64(1 << 21)
-    for i in range(a.size):
-        v = a[i]
-        x0 = np.int64((v + h22) & m22) - np.int64(h22)
-        v = (v - np.uint64(x0)) >> np.uint64(22)
-        x1 = np.int64((v + h21) & m21) - np.int64(h21)
-        v = (v - np.uint64(x1)) >> np.uint64(21)
-        x2 = np.int64((v + h21) & m21) - np.int64(h21)
-        l0[i] = x0
-        l1[i] = x1
-        l2[i] = x2
-        s01[i] = x0 + x1
+    for b in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            v = a[b, i]
+            x0 = np.int64((v + h22) & m22) - np.int64(h22)
+            v = (v - np.uint64(x0)) >> np.uint64(22)
+            x1 = np.int64((v + h21) & m21) - np.int64(h21)
+            v = (v - np.uint64(x1)) >> np.uint64(21)
+            x2 = np.int64((v + h21) & m21) - np.int64(h21)
+            buf[b, 0, i] = x0
+            buf[b, 1, i] = x2
+            buf[b, 2, i] = x1
+            buf[b, 3, i] = x0 + x1
 
 
 @numba.njit(cache=True, nogil=True)
-def _max_abs(x):
-    m = 0.0
-    for i in range(x.size):
-        m = max(m, abs(x[i]))
+def _max_abs_slots(buf):
+    """Max |value| per slot of a (B, 4, n) buffer."""
+    m = np.zeros(4)
+    for b in range(buf.shape[0]):
+        for s in range(4):
+            for i in range(buf.shape[2]):
+                m[s] = max(m[s], abs(buf[b, s, i]))
     return m
 
 
 @dataclass(frozen=True)
 class Limbs:
-    """Float64 limbs of a uint64 array.
+    """Float64 limbs of a uint64 array of shape (..., rows, cols).
 
-    ``limb[k]`` is limb k (None when known to be zero), ``bound[k]`` an upper
-    bound on its magnitude; ``s01`` is l0 + l1 (for Karatsuba) with bound
-    ``s01_bound``.
+    ``buf[..., slot, :, :]`` holds limb l0, l2, l1 and l0 + l1 (slots L0, L2,
+    L1, S01).  ``bound[slot]`` bounds the magnitude in that slot; a public
+    operand's all-zero limbs have bound 0 and are skipped.
     """
 
-    limb: tuple
+    buf: np.ndarray
     bound: tuple
-    s01: np.ndarray | None
-    s01_bound: float
     shape: tuple
+
+    def slot(self, s: int) -> np.ndarray:
+        return self.buf[..., s, :, :]
+
+    def has(self, s: int) -> bool:
+        return self.bound[s] > 0.0
 
     @property
     def nlimbs(self) -> int:
-        return sum(x is not None for x in self.limb)
+        return sum(self.has(_LIMB_SLOT[k]) for k in range(3))
+
+
+_SECRET_BOUNDS = (2.0**21, 2.0**20, 2.0**20, 2.0**21 + 2.0**20)   # by slot: l0, l2, l1, s01
 
 
 def split_limbs(a: np.ndarray, public: bool = False) -> Limbs:
-    """Split a uint64 array into float64 limbs.
+    """Split a uint64 array (rank >= 2) into float64 limbs.
 
     ``public=True`` (a matrix everyone knows, such as public weights) measures
-    the limbs and drops those that are zero; secret shares are uniform, so the
+    the limbs and skips those that are zero; secret shares are uniform, so the
     worst-case bounds are used for them without looking at the data.
     """
     a = np.ascontiguousarray(a, dtype=np.uint64)
-    flat = a.reshape(-1)
-    outs = [np.empty(flat.size, dtype=np.float64) for _ in range(4)]
-    _split_kernel(flat, *outs)
-    l0, l1, l2, s01 = (o.reshape(a.shape) for o in outs)
-    limb = [l0, l1, l2]
-    bound = [2.0**21, 2.0**20, 2.0**20]
-    s01_bound = 2.0**21 + 2.0**20
-    if public:
-        for k in range(3):
-            bound[k] = _max_abs(outs[k])
-            if bound[k] == 0.0:
-                limb[k] = None
-        s01_bound = _max_abs(outs[3])
-    return Limbs(tuple(limb), tuple(bound), s01, s01_bound, a.shape)
+    if a.ndim < 2:
+        raise ValueError(f"ring matmul operands need rank >= 2, got shape {a.shape}")
+    batch, mat = a.shape[:-2], a.shape[-2:]
+    nb = int(np.prod(batch, dtype=np.int64))
+    buf = np.empty(batch + (4,) + mat, dtype=np.float64)
+    flat_buf = buf.reshape(nb, 4, mat[0] * mat[1])
+    _split_kernel(a.reshape(nb, -1), flat_buf)
+    bound = tuple(_max_abs_slots(flat_buf)) if public else _SECRET_BOUNDS
+    return Limbs(buf, tuple(float(b) for b in bound), a.shape)
 
 
 # ----------------------------------------------------------------------------
 # products
 
 def _plan(A: Limbs, B: Limbs):
-    """Which limb products to take: a list of (right, right_bound, [(left, left_bound, coeff)]).
+    """Which limb products to take: a list of (right slot, [(left slot, coeff)]).
 
-    The ring result is sum over entries of coeff * (left @ right)."""
-    full = A.nlimbs == 3 and B.nlimbs == 3
-    if full:
-        # Karatsuba on the shift-21 group; l1 m1 serves both c1 and c2.
-        l0, l1, l2 = A.limb
-        m0, m1, m2 = B.limb
-        ba, bb = A.bound, B.bound
+    The ring result is the sum over entries of coeff * (A[left] @ B[right]).
+    """
+    if A.nlimbs == 3 and B.nlimbs == 3:
+        # Karatsuba on the shift-22 group; l1 m1 serves both shifts 22 and 44.
         s22, s43, s44 = 1 << 22, 1 << 43, 1 << 44
         return [
-            (m0, bb[0], [(l0, ba[0], 1 - s22), (l2, ba[2], s43)]),
-            (m1, bb[1], [(l1, ba[1], s44 - s22)]),
-            (B.s01, B.s01_bound, [(A.s01, A.s01_bound, s22)]),
-            (m2, bb[2], [(l0, ba[0], s43)]),
+            (L0, [(L0, 1 - s22), (L2, s43)]),
+            (L1, [(L1, s44 - s22)]),
+            (S01, [(S01, s22)]),
+            (L2, [(L0, s43)]),
         ]
     plan = []
     for q in range(3):
-        if B.limb[q] is None:
+        if not B.has(_LIMB_SLOT[q]):
             continue
         lefts = [
-            (A.limb[p], A.bound[p], 1 << (LIMB_SHIFTS[p] + LIMB_SHIFTS[q]))
+            (_LIMB_SLOT[p], 1 << (LIMB_SHIFTS[p] + LIMB_SHIFTS[q]))
             for p in range(3)
-            if A.limb[p] is not None and LIMB_SHIFTS[p] + LIMB_SHIFTS[q] < RING_BITS
+            if A.has(_LIMB_SLOT[p]) and LIMB_SHIFTS[p] + LIMB_SHIFTS[q] < RING_BITS
         ]
         if lefts:
-            plan.append((B.limb[q], B.bound[q], lefts))
+            plan.append((_LIMB_SLOT[q], sorted(lefts)))
     return plan
 
 
@@ -178,62 +189,45 @@ def _acc_kernel(out, prod, coeff):
         out[i] += np.uint64(np.int64(prod[i])) * coeff
 
 
-def _accumulate(out, prod, coeff, shape):
+def _accumulate(out, prod, coeff):
     """out += coeff * prod (mod 2^64); prod holds exact integers as float64."""
-    if out is None:
-        out = np.zeros(shape, dtype=np.uint64)
     _acc_kernel(out.reshape(-1), np.ascontiguousarray(prod).reshape(-1), const(coeff))
-    return out
 
 
-def limb_matmul_stacked(As: list, B: Limbs) -> list:
-    """Exact [A_1 @ B, A_2 @ B, ...] mod 2^64, sharing B's limbs.
-
-    Every A_i has shape (..., M_i, K) with the same batch shape; rows of all
-    A_i and all their limbs go into one BLAS call per limb of B.
-    """
+def limb_matmul(A: Limbs, B: Limbs) -> np.ndarray:
+    """Exact (A @ B) mod 2^64 from limbs, with numpy's batch broadcasting."""
     K = B.shape[-2]
-    for A in As:
-        if A.shape[-1] != K:
-            raise ValueError(f"ring matmul: inner dimensions differ: {A.shape} @ {B.shape}")
-    rows = [A.shape[-2] for A in As]
-    out_shapes = [
-        np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (A.shape[-2], B.shape[-1]) for A in As
-    ]
-    outs = [None] * len(As)
-    # Columns of the plan are the same for every A, so plan with the first
-    # and substitute each A's limbs in the same positions.
-    plans = [_plan(A, B) for A in As]
-    if any(A.nlimbs != 3 for A in As):
-        raise ValueError("ring matmul: left operands must be split as secret (full limbs)")
-    for entry in range(len(plans[0])):
-        right, rbound, _ = plans[0][entry]
-        lefts = [(i, lft) for i in range(len(As)) for lft in plans[i][entry][2]]
-        lbound = max(lb for _, (_, lb, _) in lefts)
-        per_k = lbound * rbound
+    if A.shape[-1] != K:
+        raise ValueError(f"ring matmul: inner dimensions differ: {A.shape} @ {B.shape}")
+    M = A.shape[-2]
+    out = np.zeros(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (M, B.shape[-1]), np.uint64)
+    for rslot, lefts in _plan(A, B):
+        right = B.slot(rslot)
+        slots = [s for s, _ in lefts]
+        per_k = max(A.bound[s] for s in slots) * B.bound[rslot]
         chunk = K if per_k * K <= _FLOAT_EXACT else max(1, int(_FLOAT_EXACT // per_k))
-        stacked = np.concatenate([lft[0] for _, lft in lefts], axis=-2) if len(lefts) > 1 else lefts[0][1][0]
-        for k0 in range(0, K, chunk):
-            k1 = min(K, k0 + chunk)
-            if chunk == K:
-                prod = np.matmul(stacked, right)
+        # adjacent slots go to BLAS as one tall matrix (a view, no copy)
+        groups = [[lefts[0]]]
+        for s, c in lefts[1:]:
+            if s == groups[-1][-1][0] + 1:
+                groups[-1].append((s, c))
             else:
-                prod = np.matmul(stacked[..., k0:k1], right[..., k0:k1, :])
-            r0 = 0
-            for i, (_, _, coeff) in lefts:
-                r1 = r0 + rows[i]
-                outs[i] = _accumulate(outs[i], prod[..., r0:r1, :], coeff, out_shapes[i])
-                r0 = r1
-    return [np.zeros(shape, np.uint64) if o is None else o for o, shape in zip(outs, out_shapes)]
-
-
-def ring_matmul_stacked(As: list, b: np.ndarray, b_public: bool = False) -> list:
-    """[a @ b for a in As] modulo 2^64, splitting b once."""
-    B = split_limbs(b, public=b_public)
-    limbs = [split_limbs(a) for a in As]
-    return limb_matmul_stacked(limbs, B)
+                groups.append([(s, c)])
+        for group in groups:
+            s0, n = group[0][0], len(group)
+            left = A.buf[..., s0:s0 + n, :, :]
+            left = left.reshape(left.shape[:-3] + (n * M, left.shape[-1]))
+            for k0 in range(0, K, chunk):
+                k1 = min(K, k0 + chunk)
+                if chunk == K:
+                    prod = np.matmul(left, right)
+                else:
+                    prod = np.matmul(left[..., k0:k1], right[..., k0:k1, :])
+                for g, (_, coeff) in enumerate(group):
+                    _accumulate(out, prod[..., g * M:(g + 1) * M, :], coeff)
+    return out
 
 
 def ring_matmul(a: np.ndarray, b: np.ndarray, b_public: bool = False) -> np.ndarray:
     """Exact uint64 matmul modulo 2^64 (numpy broadcasting rules for batches)."""
-    return ring_matmul_stacked([a], b, b_public)[0]
+    return limb_matmul(split_limbs(a), split_limbs(b, public=b_public))

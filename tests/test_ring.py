@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from secptune.engine.ring import as_ring, const, ring_matmul, ring_matmul_stacked, split_limbs
+from secptune.engine.ring import as_ring, const, limb_matmul, ring_matmul, split_limbs
 
 EDGES = [0, 1, 2**63 - 1, 2**63, 2**64 - 1, 2**21, 2**43 - 1, 2**44]
 ring_values = st.one_of(st.sampled_from(EDGES), st.integers(0, 2**64 - 1))
@@ -31,7 +31,7 @@ def test_ring_matmul_public_small_entries_is_exact(data, m, k, n, bits):
 
 
 def test_public_limbs_drop_zero_limbs():
-    w = as_ring(np.array([[3, -5], [100, -(2**19)]]))
+    w = as_ring(np.array([[3, -5], [100, -(2**21)]]))
     limbs = split_limbs(w, public=True)
     assert limbs.nlimbs == 1
     big = as_ring(np.array([[2**40, 1]]))
@@ -47,14 +47,15 @@ def test_inner_dimension_is_chunked_exactly():
     assert np.array_equal(ring_matmul(a, b), a @ b)
 
 
-def test_batched_and_stacked_matmul():
+def test_batched_and_broadcast_matmul():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 2**64, size=(2, 3, 4, 7), dtype=np.uint64)
-    c = rng.integers(0, 2**64, size=(2, 3, 5, 7), dtype=np.uint64)
     b = rng.integers(0, 2**64, size=(2, 3, 7, 6), dtype=np.uint64)
-    got_a, got_c = ring_matmul_stacked([a, c], b)
-    assert np.array_equal(got_a, a @ b)
-    assert np.array_equal(got_c, c @ b)
+    assert np.array_equal(ring_matmul(a, b), a @ b)
+    c = rng.integers(0, 2**64, size=(3, 5, 7), dtype=np.uint64)
+    w = rng.integers(-50, 50, size=(7, 6)).astype(np.int64).view(np.uint64)
+    assert np.array_equal(ring_matmul(c, w, b_public=True), c @ w)
+    assert np.array_equal(limb_matmul(split_limbs(c), split_limbs(b[0, :1])), c @ b[0, :1])
 
 
 def test_matmul_shape_mismatch_is_reported():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..comm import CLIENT, Message
-from ..ring import Limbs, limb_matmul_stacked, split_limbs
+from ..ring import Limbs, limb_matmul, split_limbs
 
 
 def _next(x: np.ndarray) -> np.ndarray:
@@ -129,24 +129,22 @@ def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
     return reshare(ctx, z, tag)
 
 
-def matmul_local(x: np.ndarray, y: np.ndarray, y_limbs: list | None = None) -> np.ndarray:
+def matmul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Additive shares of x @ y, unmasked: z_i = (X_i + X_{i+1}) Y_i + X_i Y_{i+1}.
 
     Y_j is used by server j (with X_j + X_{j+1}) and by server j - 1 (with
     X_{j-1}); both products share Y_j's limbs and run as one BLAS call per
-    limb.  Each server does two ring matmuls; the cost is independent of the
-    inner dimension in communication.
+    limb (the simulation stacks the two servers' rows).  Each server does two
+    ring matmuls; communication does not depend on the inner dimension.
     """
-    xl = [split_limbs(x[j]) for j in range(3)]
-    xs = [split_limbs(x[j] + x[(j + 1) % 3]) for j in range(3)]
-    yl = y_limbs if y_limbs is not None else [split_limbs(y[j]) for j in range(3)]
-    z = [None, None, None]
+    m = x.shape[-2]
+    z = np.zeros((3,) + np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (m, y.shape[-1]), np.uint64)
     for j in range(3):
-        own, prev = limb_matmul_stacked([xs[j], xl[(j - 1) % 3]], yl[j])
-        z[j] = own if z[j] is None else z[j] + own
-        p = (j - 1) % 3
-        z[p] = prev if z[p] is None else z[p] + prev
-    return np.stack(z)
+        left = np.concatenate([x[j] + x[(j + 1) % 3], x[(j - 1) % 3]], axis=-2)
+        both = limb_matmul(split_limbs(left), split_limbs(y[j]))
+        z[j] += both[..., :m, :]
+        z[(j - 1) % 3] += both[..., m:, :]
+    return z
 
 
 def matmul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "matmul") -> np.ndarray:
@@ -158,10 +156,9 @@ def matmul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "matmul") -> np.ndar
 
 def matmul_public(x: np.ndarray, w: np.ndarray | Limbs) -> np.ndarray:
     """Shares of x @ w for a public matrix w: component-wise, local, no communication."""
+    if x.ndim < 3:
+        raise ValueError(f"matmul_public: shares of x need a matrix axis, got shape {x.shape[1:]}")
     W = w if isinstance(w, Limbs) else split_limbs(np.asarray(w, dtype=np.uint64), public=True)
-    stacked = np.concatenate(list(x), axis=-2) if x.ndim >= 3 else None
-    if stacked is None:
-        raise ValueError("matmul_public: shares of x need a matrix axis (x has rank 1)")
-    (out,) = limb_matmul_stacked([split_limbs(stacked)], W)
     m = x.shape[-2]
+    out = limb_matmul(split_limbs(np.concatenate(list(x), axis=-2)), W)
     return np.stack([out[..., j * m:(j + 1) * m, :] for j in range(3)])

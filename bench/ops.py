@@ -1,0 +1,178 @@
+"""Micro-benchmark of the engine's operations, all three servers in one process.
+
+    python -m bench.ops [--quick] [--out FILE] [--stress N]
+
+One JSON object per case: op, shape, median_s (and min/max over repeats after
+a warm-up), ref_median_s (float64 numpy doing the same computation in the
+same run), ratio, rounds, bytes_per_elem_party (max over servers; per server
+in bytes_per_elem_servers), declared cost and measured/declared, and
+max_abs_err against float64 on the encoded inputs.  A stress case runs
+truncations at values near the documented bound and counts failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from secptune.engine import Context, EngineConfig, SharedTensor
+from secptune.engine.costs import DECLARED
+from secptune.engine.protocols.trunc import TRUNC_INPUT_BITS, trunc
+
+from .common import git_commit, machine, table, timed, write_jsonl
+
+
+def _case(ctx, op, shape, fn, ref_fn, want, n_out, repeats, decl=None):
+    med, lo, hi = timed(fn, repeats)
+    ref_med, _, _ = timed(ref_fn, max(repeats, 5))
+    with ctx.chan.measure() as m:
+        out = fn()
+    got = out.reveal(f"bench/{op}") if isinstance(out, SharedTensor) else out
+    err = float(np.max(np.abs(np.asarray(got, np.float64) - want))) if want is not None else None
+    per = m.cost.server_bytes_per_element(n_out)
+    row = {
+        "op": op,
+        "shape": shape,
+        "median_s": med,
+        "min_s": lo,
+        "max_s": hi,
+        "ref_median_s": ref_med,
+        "ratio": med / ref_med,
+        "rounds": m.cost.rounds,
+        "bytes_per_elem_party": max(per),
+        "bytes_per_elem_servers": list(per),
+        "max_abs_err": err,
+        "frac_bits": ctx.fixed.frac_bits,
+    }
+    if decl is not None:
+        d = DECLARED[decl]
+        row["declared_rounds"] = d.rounds
+        row["declared_bytes_per_elem_party"] = d.max_server_bytes
+        row["measured_over_declared_bytes"] = max(per) / d.max_server_bytes if d.max_server_bytes else None
+    return row
+
+
+def run_ops(quick: bool, repeats: int) -> list:
+    ctx = Context(EngineConfig(seed=2026))
+    fx = ctx.fixed
+    rng = np.random.default_rng(0)
+    enc = lambda v: fx.decode(fx.encode(v))  # noqa: E731
+    n = 10**5 if quick else 10**6
+    M, K, N = (32, 256, 256) if quick else (128, 768, 768)
+    rows = []
+
+    a = rng.normal(size=(M, K))
+    w = rng.normal(size=(K, N)) * 0.05
+    xa = SharedTensor.from_client(ctx, a)
+    xw = SharedTensor.from_client(ctx, w)
+    want = enc(a) @ enc(w)
+    rows.append(_case(ctx, "matmul_ss", [M, K, N], lambda: xa @ xw, lambda: a @ w, want, M * N, repeats, "matmul_ss"))
+    rows.append(_case(ctx, "matmul_sp", [M, K, N], lambda: xa @ w, lambda: a @ w, want, M * N, repeats, "matmul_sp"))
+
+    u = rng.normal(size=n) * 10
+    v = rng.normal(size=n) * 10
+    xu, xv = SharedTensor.from_client(ctx, u), SharedTensor.from_client(ctx, v)
+    eu, ev = enc(u), enc(v)
+    rows.append(_case(ctx, "mul", [n], lambda: xu * xv, lambda: u * v, eu * ev, n, repeats, "mul"))
+    # x * 2^f (free) carries 2f fractional bits; truncating it gives x back
+    xs = SharedTensor(xu.shares * np.uint64(fx.scale), ctx, fx)
+    rows.append(_case(ctx, "trunc", [n], lambda: xs.truncate(), lambda: u * (1.0 / fx.scale), eu, n, repeats, "trunc"))
+    rows.append(_case(ctx, "lt", [n], lambda: xu.lt(xv), lambda: u < v, (eu < ev), n, repeats, "lt"))
+    rows.append(_case(ctx, "relu", [n], lambda: xu.relu(), lambda: np.maximum(u, 0), np.maximum(eu, 0), n, repeats, "relu"))
+
+    R = 32 if quick else 128
+    mtx = rng.normal(size=(R, R)) * 10
+    xm = SharedTensor.from_client(ctx, mtx)
+    rows.append(_case(ctx, "max", [R, R], lambda: xm.max(axis=-1), lambda: mtx.max(axis=-1), enc(mtx).max(axis=-1), R, repeats))
+    return rows
+
+
+def run_trunc_stress(total: int, chunk: int = 2_000_000) -> dict:
+    """Truncate ``total`` values within 2^-4 of the bound |x| < 2^62; count failures.
+
+    A failure is any result other than floor(x / 2^f) or floor(x / 2^f) + 1.
+    Also reports the mean rounding error in ulp (0 for unbiased rounding) and
+    the time.
+    """
+    ctx = Context(EngineConfig(seed=7))
+    fx = ctx.fixed
+    f = fx.frac_bits
+    rng = np.random.default_rng(1)
+    bound = 2**TRUNC_INPUT_BITS
+    failures = 0
+    done = 0
+    err_sum = 0.0
+    import time
+
+    t0 = time.perf_counter()
+    while done < total:
+        k = min(chunk, total - done)
+        mag = rng.integers(bound - bound // 16, bound, size=k, dtype=np.int64)
+        sign = rng.integers(0, 2, size=k, dtype=np.int64) * 2 - 1
+        x = mag * sign
+        x[x == bound] = bound - 1
+        shares = ctx.rand.components(k)     # any sharing of x works: fix the third component
+        shares[2] = x.view(np.uint64) - shares[0] - shares[1]
+        out = trunc(ctx, shares, f).sum(axis=0, dtype=np.uint64).view(np.int64)
+        d = out - (x >> f)
+        failures += int(np.count_nonzero((d != 0) & (d != 1)))
+        err_sum += float((d - (x & (2**f - 1)) / 2**f).sum())
+        done += k
+    secs = time.perf_counter() - t0
+    return {
+        "op": "trunc_stress",
+        "shape": [total],
+        "bound_ring": f"|x| < 2^{TRUNC_INPUT_BITS}",
+        "failures": failures,
+        "mean_rounding_error_ulp": err_sum / total,
+        "seconds": secs,
+        "frac_bits": f,
+    }
+
+
+COLUMNS = [
+    ("op", "op", "{}"),
+    ("shape", "shape", "{}"),
+    ("median_s", "median s", "{:.4f}"),
+    ("ref_median_s", "float64 s", "{:.5f}"),
+    ("ratio", "x float64", "{:.1f}"),
+    ("rounds", "rounds", "{}"),
+    ("bytes_per_elem_party", "B/elem/party", "{:.2f}"),
+    ("declared_bytes_per_elem_party", "declared", "{:.2f}"),
+    ("max_abs_err", "max abs err", "{:.2e}"),
+]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ops", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small shapes, finishes in well under a minute")
+    p.add_argument("--out", help="write JSON lines here")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 7, quick 3)")
+    p.add_argument("--stress", type=int, default=None,
+                   help="truncations in the stress case (default 1e8, quick 1e6; 0 skips)")
+    args = p.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+    stress = args.stress if args.stress is not None else (10**6 if args.quick else 10**8)
+
+    rows = run_ops(args.quick, repeats)
+    meta = {"commit": git_commit(), **machine(), "quick": args.quick}
+    for r in rows:
+        r.update(meta)
+    print(table(rows, COLUMNS))
+    if stress:
+        s = run_trunc_stress(stress)
+        s.update(meta)
+        rows.append(s)
+        print(f"\ntruncation stress: {s['shape'][0]:,} values near {s['bound_ring']}: "
+              f"{s['failures']} failures, mean rounding error {s['mean_rounding_error_ulp']:+.2e} ulp, "
+              f"{s['seconds']:.1f} s")
+    write_jsonl(rows, args.out)
+    if args.out:
+        print(f"\nwrote {len(rows)} JSON lines to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
