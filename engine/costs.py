@@ -36,6 +36,9 @@ _MSB_TREE = (32 + 16 + 8 + 4 + 1) / 8
 # bit_to_arith, rotated: role 0 sends 8 B to two servers, roles 1 and 2 8 B
 _B2A = (16 + 8 + 8) / 3
 _MSB = _MSB_SHARE + _MSB_TREE + _B2A
+# full bit decomposition: first round as _B2A, five Kogge-Stone levels of two
+# 64-bit ANDs, a last level of one
+_A2B = (16 + 8 + 8) / 3 + 5 * 16 + 8
 
 DECLARED = {
     "reveal": DeclaredCost(1, _even(8), where="protocols.arith.reveal"),
@@ -50,9 +53,10 @@ DECLARED = {
     "matmul_sp": DeclaredCost(2, _even(16), where="tensor.matmul (secret @ public)"),
     "msb_bool": DeclaredCost(6, _even(_MSB_SHARE + _MSB_TREE), where="protocols.boolean.msb_bool"),
     "b2a": DeclaredCost(1, _even(_B2A), where="protocols.boolean.bit_to_arith"),
+    "a2b": DeclaredCost(7, _even(_A2B), where="protocols.boolean.a2b"),
     "lt": DeclaredCost(7, _even(_MSB), where="protocols.compare.lt"),
     "relu": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.relu"),
     "abs": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.abs_"),
     "select": DeclaredCost(1, _even(8), where="protocols.compare.select"),
 }
-"""Per-row cost of ``max`` over n columns: ceil(log2 n) levels of lt + select."""
+"""``max`` over n columns costs ceil(log2 n) levels of lt + select per row."""

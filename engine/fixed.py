@@ -10,10 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 DEFAULT_FRAC_BITS = 18
 ENCODE_BITS = 62  # |encoded value| < 2^62, so a truncation of it is exact
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_kernel(x, scale, limit, out):
+    """out = round(x * scale) as int64; returns the first index that is non-finite
+    or not below ``limit`` in magnitude, or -1."""
+    for i in range(x.size):
+        v = x[i]
+        if not (abs(v) < limit):          # also catches NaN and inf
+            return i
+        out[i] = np.int64(np.rint(v * scale))
+    return -1
 
 
 @dataclass(frozen=True)
@@ -47,18 +60,19 @@ class FixedPoint:
 
     def encode(self, x, name: str = "value") -> np.ndarray:
         """Round-to-nearest encoding of a float array; raises on NaN, inf or overflow."""
-        arr = np.asarray(x, dtype=np.float64)
-        if not np.all(np.isfinite(arr)):
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            raise ValueError(f"{name}: non-finite value at index {tuple(int(i) for i in bad)}")
-        if arr.size and float(np.abs(arr).max()) >= self.max_abs:
-            idx = np.unravel_index(int(np.abs(arr).argmax()), arr.shape)
+        arr = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty(arr.shape, dtype=np.int64)
+        bad = _encode_kernel(arr.reshape(-1), float(self.scale), self.max_abs, out.reshape(-1))
+        if bad >= 0:
+            idx = tuple(int(i) for i in np.unravel_index(bad, arr.shape))
+            v = float(arr.reshape(-1)[bad])
+            if not np.isfinite(v):
+                raise ValueError(f"{name}: non-finite value {v!r} at index {idx}")
             raise ValueError(
-                f"{name}: value {float(arr[idx])!r} at index {tuple(int(i) for i in idx)} is outside "
-                f"the fixed-point range |x| < 2^{ENCODE_BITS - self.frac_bits} "
-                f"(f = {self.frac_bits} fractional bits)"
+                f"{name}: value {v!r} at index {idx} is outside the fixed-point range "
+                f"|x| < 2^{ENCODE_BITS - self.frac_bits} (f = {self.frac_bits} fractional bits)"
             )
-        return np.rint(arr * self.scale).astype(np.int64).view(np.uint64)
+        return out.view(np.uint64)
 
     def decode(self, v: np.ndarray) -> np.ndarray:
         """Ring elements (two's complement) as float64 reals."""

@@ -96,14 +96,31 @@ def _split_kernel(a, buf):
 
 
 @numba.njit(cache=True, nogil=True)
-def _max_abs_slots(buf):
-    """Max |value| per slot of a (B, 4, n) buffer."""
-    m = np.zeros(4)
-    for b in range(buf.shape[0]):
-        for s in range(4):
-            for i in range(buf.shape[2]):
-                m[s] = max(m[s], abs(buf[b, s, i]))
-    return m
+def _max_abs_slots(a):
+    """Max |limb| per slot (l0, l2, l1, l0 + l1) of a (B, n) uint64 array.
+
+    Integer reductions in local variables, so LLVM vectorises them."""
+    m21 = np.uint64((1 << 21) - 1)
+    h21 = np.uint64(1 << 20)
+    m22 = np.uint64((1 << 22) - 1)
+    h22 = np.uint64(1 << 21)
+    b0 = np.int64(0)
+    b1 = np.int64(0)
+    b2 = np.int64(0)
+    b3 = np.int64(0)
+    for b in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            v = a[b, i]
+            x0 = np.int64((v + h22) & m22) - np.int64(h22)
+            v = (v - np.uint64(x0)) >> np.uint64(22)
+            x1 = np.int64((v + h21) & m21) - np.int64(h21)
+            v = (v - np.uint64(x1)) >> np.uint64(21)
+            x2 = np.int64((v + h21) & m21) - np.int64(h21)
+            b0 = max(b0, abs(x0))
+            b1 = max(b1, abs(x2))
+            b2 = max(b2, abs(x1))
+            b3 = max(b3, abs(x0 + x1))
+    return np.array([b0, b1, b2, b3], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,7 @@ def split_limbs(a: np.ndarray, public: bool = False) -> Limbs:
     buf = np.empty(batch + (4,) + mat, dtype=np.float64)
     flat_buf = buf.reshape(nb, 4, mat[0] * mat[1])
     _split_kernel(a.reshape(nb, -1), flat_buf)
-    bound = tuple(_max_abs_slots(flat_buf)) if public else _SECRET_BOUNDS
+    bound = tuple(_max_abs_slots(a.reshape(nb, -1))) if public else _SECRET_BOUNDS
     return Limbs(buf, tuple(float(b) for b in bound), a.shape)
 
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from secptune.engine import Context, EngineConfig, SharedTensor
-from secptune.engine.protocols.boolean import msb_bool
+from secptune.engine.protocols.boolean import a2b, bit_to_arith, msb_bool
 
 CTX = Context(EngineConfig(seed=31))
 FX = CTX.fixed
@@ -72,3 +72,16 @@ def test_max_of_one_column_and_odd_lengths(rng):
     for n in (1, 2, 3, 7):
         v = rng.normal(size=(4, n))
         assert np.array_equal(SharedTensor.from_client(CTX, v).max(-1).reveal("m"), enc(v).max(-1))
+
+
+@given(arrays)
+def test_a2b_decomposes_every_bit_and_b2a_inverts_a_bit(v):
+    rng = np.random.default_rng(len(v) + 1)
+    ring = rng.integers(0, 2**64, size=len(v) + 5, dtype=np.uint64)
+    ring[-5:] = [0, 1, 2**63, 2**64 - 1, 2**32 - 1]
+    x = SharedTensor.from_client(CTX, ring.view(np.int64), fmt=None)
+    b = a2b(CTX, x.shares)
+    assert np.array_equal(b[0] ^ b[1] ^ b[2], ring)
+    bit = (b & np.uint64(1)).astype(np.uint8)
+    arith = bit_to_arith(CTX, bit)
+    assert np.array_equal(arith.sum(axis=0, dtype=np.uint64), ring & np.uint64(1))

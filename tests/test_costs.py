@@ -34,6 +34,7 @@ def _cases(ctx, rng):
         "matmul_sp": (lambda: a @ w, 24 * 50),
         "msb_bool": (lambda: boolean.msb_bool(ctx, x.shares), N),
         "b2a": (lambda: boolean.bit_to_arith(ctx, bits), N),
+        "a2b": (lambda: boolean.a2b(ctx, x.shares), N),
         "lt": (lambda: x.lt(y), N),
         "relu": (lambda: x.relu(), N),
         "abs": (lambda: x.abs(), N),

@@ -16,7 +16,7 @@ def test_encode_decode_round_trip_within_half_ulp(f, x):
 
 def test_encode_errors_name_the_tensor_and_problem():
     fx = FixedPoint(18)
-    with pytest.raises(ValueError, match=r"weights: non-finite value at index \(1,\)"):
+    with pytest.raises(ValueError, match=r"weights: non-finite value nan at index \(1,\)"):
         fx.encode(np.array([0.0, np.nan]), "weights")
     with pytest.raises(ValueError, match=r"acts: value .* outside the fixed-point range"):
         fx.encode(np.array([2.0**44]), "acts")

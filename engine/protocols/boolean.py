@@ -226,3 +226,45 @@ def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
     two = _U(2)
     out = np.stack([u0 - two * w0r, u1 - two * w1r, u2r + y - two * w2])
     return rot.to_real(out)
+
+
+def a2b(ctx, x: np.ndarray, tag: str = "a2b") -> np.ndarray:
+    """Boolean shares [3, n] (uint64 words) of flat arithmetic shares [3, n].
+
+    x = a + y with a = x_0 + x_1 (role 0) and y = x_2 (roles 1, 2).  Round 1
+    shares a and the generate word g = a & y as in ``_msb_first_level``;
+    then a Kogge-Stone prefix over the 64 bit positions, one round per
+    distance 1, 2, ..., 32 (both ANDs of a level in one exchange; the last
+    level needs only the generate), and x = a ^ y ^ (carries << 1).
+    Cost: 7 rounds; 32/3 B (rotated first round) + 5 * 16 + 8 B per element
+    per server.
+    """
+    n = x.shape[1]
+    rot = Rotation(n)
+    xr = rot.to_roles(x)
+    rand = ctx.rand
+    a = xr[0] + xr[1]                 # role 0
+    y = xr[2]                         # roles 1, 2
+    a0 = rot.draw(rand, 0)
+    a1 = rot.draw(rand, 1)
+    mu = rot.draw(rand, 2, width=2)
+    a2 = a ^ a0 ^ a1
+    g0 = (a0 & y) ^ mu[:, 0]          # role 2
+    g1 = (a1 & y) ^ mu[:, 1]          # role 1
+    got = rot.exchange(ctx.chan, [(0, 1, a2), (0, 2, a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
+    a2r = got[0]
+    G = rot.to_real(np.stack([got[3], got[2], (a2r & y) ^ mu[:, 0] ^ mu[:, 1]]))
+    p = rot.to_real(np.stack([a0, a1, a2r ^ y]))
+    P = p.copy()
+    d = 1
+    while d < 64:
+        sh = _U(d)
+        if d < 32:
+            t = and_bb(ctx, np.concatenate([P, P], axis=1), np.concatenate([G << sh, P << sh], axis=1),
+                       64, tag=f"{tag}/prefix{d}")
+            G = G ^ t[:, :n]
+            P = t[:, n:]
+        else:
+            G = G ^ and_bb(ctx, P, G << sh, 64, tag=f"{tag}/prefix{d}")
+        d *= 2
+    return p ^ (G << _U(1))
