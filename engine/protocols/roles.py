@@ -43,6 +43,24 @@ class Rotation:
             out[:, lo:hi] = np.roll(r[:, lo:hi], k, axis=0) if k else r[:, lo:hi]
         return out
 
+    def role(self, x: np.ndarray, j: int) -> np.ndarray:
+        """Role component j of real components x [3, n, ...]: one array [n, ...]."""
+        if len(self.chunks) == 1 and self.chunks[0][0] == 0:
+            return x[j % 3]
+        out = np.empty(x.shape[1:], dtype=x.dtype)
+        for k, lo, hi in self.chunks:
+            out[lo:hi] = x[(j + k) % 3, lo:hi]
+        return out
+
+    def assemble(self, roles) -> np.ndarray:
+        """Real components [3, n, ...] from the three role components."""
+        first = roles[0]
+        out = np.empty((3,) + first.shape, dtype=first.dtype)
+        for k, lo, hi in self.chunks:
+            for j in range(3):
+                out[(j + k) % 3, lo:hi] = roles[j][lo:hi]
+        return out
+
     def draw(self, rand, role_component: int, dtype=np.uint64, width: int | None = None) -> np.ndarray:
         """A draw from the stream of role component j: [n] (or [n, width])."""
         parts = []
