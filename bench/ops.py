@@ -104,9 +104,12 @@ def run_trunc_stress(total: int, chunk: int = 2_000_000) -> dict:
     failures = 0
     done = 0
     err_sum = 0.0
+    err_max = 0.0
+    ref_secs = 0.0
     import time
 
     t0 = time.perf_counter()
+    c0 = ctx.chan.cost()
     while done < total:
         k = min(chunk, total - done)
         mag = rng.integers(bound - bound // 16, bound, size=k, dtype=np.int64)
@@ -118,15 +121,27 @@ def run_trunc_stress(total: int, chunk: int = 2_000_000) -> dict:
         out = trunc(ctx, shares, f).sum(axis=0, dtype=np.uint64).view(np.int64)
         d = out - (x >> f)
         failures += int(np.count_nonzero((d != 0) & (d != 1)))
-        err_sum += float((d - (x & (2**f - 1)) / 2**f).sum())
+        err = d - (x & (2**f - 1)) / 2**f           # result - x / 2^f, in output ulp
+        err_sum += float(err.sum())
+        err_max = max(err_max, float(np.abs(err).max()))
+        r0 = time.perf_counter()
+        _ = x * (1.0 / 2**f)                        # float64 doing the same division
+        ref_secs += time.perf_counter() - r0
         done += k
     secs = time.perf_counter() - t0
+    cost = ctx.chan.cost() - c0
     return {
         "op": "trunc_stress",
         "shape": [total],
+        "median_s": secs,
+        "ref_median_s": ref_secs,
+        "rounds": cost.rounds,
+        "bytes_per_elem_party": max(cost.server_bytes_per_element(total)),
+        "max_abs_err": err_max * fx.ulp,
         "bound_ring": f"|x| < 2^{TRUNC_INPUT_BITS}",
         "failures": failures,
         "mean_rounding_error_ulp": err_sum / total,
+        "max_error_ulp": err_max,
         "seconds": secs,
         "frac_bits": f,
     }
@@ -166,8 +181,8 @@ def main(argv=None) -> int:
         s.update(meta)
         rows.append(s)
         print(f"\ntruncation stress: {s['shape'][0]:,} values near {s['bound_ring']}: "
-              f"{s['failures']} failures, mean rounding error {s['mean_rounding_error_ulp']:+.2e} ulp, "
-              f"{s['seconds']:.1f} s")
+              f"{s['failures']} failures, max error {s['max_error_ulp']:.6f} ulp, mean rounding error "
+              f"{s['mean_rounding_error_ulp']:+.2e} ulp, {s['seconds']:.1f} s")
     write_jsonl(rows, args.out)
     if args.out:
         print(f"\nwrote {len(rows)} JSON lines to {args.out}")
