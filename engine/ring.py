@@ -206,43 +206,69 @@ def _acc_kernel(out, prod, coeff):
         out[i] += np.uint64(np.int64(prod[i])) * coeff
 
 
+@numba.njit(cache=True, nogil=True)
+def _acc_kernel_2d(out, prod, coeff):
+    """out += coeff * prod for 2-D arrays whose rows are contiguous (prod may be a column block)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] += np.uint64(np.int64(prod[i, j])) * coeff
+
+
 def _accumulate(out, prod, coeff):
     """out += coeff * prod (mod 2^64); prod holds exact integers as float64."""
     _acc_kernel(out.reshape(-1), np.ascontiguousarray(prod).reshape(-1), const(coeff))
 
 
+def _groups(lefts):
+    """Split sorted (slot, coeff) pairs into runs of adjacent slots."""
+    groups = [[lefts[0]]]
+    for s, c in lefts[1:]:
+        if s == groups[-1][-1][0] + 1:
+            groups[-1].append((s, c))
+        else:
+            groups.append([(s, c)])
+    return groups
+
+
 def limb_matmul(A: Limbs, B: Limbs) -> np.ndarray:
-    """Exact (A @ B) mod 2^64 from limbs, with numpy's batch broadcasting."""
+    """Exact (A @ B) mod 2^64 from limbs, with numpy's batch broadcasting.
+
+    Adjacent limb slots of A go to BLAS as one tall matrix (a view, no copy).
+    A 2-D product with fewer rows than columns is computed transposed,
+    (B^T A^T)^T, which BLAS runs faster here for short wide outputs
+    (measured: 128 x 768 x 768 at 1.45-1.6 ms, 768 x 768 x 128 at 1.26-1.33 ms);
+    the result is then a transposed (Fortran-ordered) view.
+    """
     K = B.shape[-2]
     if A.shape[-1] != K:
         raise ValueError(f"ring matmul: inner dimensions differ: {A.shape} @ {B.shape}")
-    M = A.shape[-2]
-    out = np.zeros(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (M, B.shape[-1]), np.uint64)
+    M, N = A.shape[-2], B.shape[-1]
+    transposed = A.buf.ndim == 3 and B.buf.ndim == 3 and M < N
+    if transposed:
+        acc = np.zeros((N, M), np.uint64)
+    else:
+        acc = np.zeros(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]) + (M, N), np.uint64)
     for rslot, lefts in _plan(A, B):
         right = B.slot(rslot)
-        slots = [s for s, _ in lefts]
-        per_k = max(A.bound[s] for s in slots) * B.bound[rslot]
+        per_k = max(A.bound[s] for s, _ in lefts) * B.bound[rslot]
         chunk = K if per_k * K <= _FLOAT_EXACT else max(1, int(_FLOAT_EXACT // per_k))
-        # adjacent slots go to BLAS as one tall matrix (a view, no copy)
-        groups = [[lefts[0]]]
-        for s, c in lefts[1:]:
-            if s == groups[-1][-1][0] + 1:
-                groups[-1].append((s, c))
-            else:
-                groups.append([(s, c)])
-        for group in groups:
+        for group in _groups(lefts):
             s0, n = group[0][0], len(group)
             left = A.buf[..., s0:s0 + n, :, :]
-            left = left.reshape(left.shape[:-3] + (n * M, left.shape[-1]))
+            left = left.reshape(left.shape[:-3] + (n * M, K))
             for k0 in range(0, K, chunk):
                 k1 = min(K, k0 + chunk)
-                if chunk == K:
-                    prod = np.matmul(left, right)
+                lk = left if chunk == K else left[..., k0:k1]
+                rk = right if chunk == K else right[..., k0:k1, :]
+                if transposed:
+                    prod_t = np.matmul(rk.T, lk.T)          # (N, n*M)
+                    for g, (_, coeff) in enumerate(group):
+                        _acc_kernel_2d(acc, prod_t[:, g * M:(g + 1) * M], const(coeff))
                 else:
-                    prod = np.matmul(left[..., k0:k1], right[..., k0:k1, :])
-                for g, (_, coeff) in enumerate(group):
-                    _accumulate(out, prod[..., g * M:(g + 1) * M, :], coeff)
-    return out
+                    prod = np.matmul(lk, rk)
+                    for g, (_, coeff) in enumerate(group):
+                        _accumulate(acc, prod[..., g * M:(g + 1) * M, :], coeff)
+    return acc.T if transposed else acc
 
 
 def ring_matmul(a: np.ndarray, b: np.ndarray, b_public: bool = False) -> np.ndarray:

@@ -46,7 +46,7 @@ def mul_residual_seen_by_s0(ctx) -> np.ndarray:
     x0, x1 = x.shares[0], x.shares[1]
     y0, y1 = y.shares[0], y.shares[1]
     x2, y2 = np.uint64(0) - x0 - x1, np.uint64(0) - y0 - y1   # S0 knows the secrets are zero
-    prediction = (x1 + x2) * y1 + x1 * y2
+    prediction = x1 * y2 + x2 * (y1 + y2)      # z_1 as in arith.mul_local
     return z1 - prediction
 
 

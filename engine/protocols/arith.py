@@ -114,12 +114,23 @@ def reveal(ctx, x: np.ndarray, tag: str, to: int | None = None, masked: bool = F
 # multiplication
 
 def mul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """z_i = (x_i + x_{i+1}) y_i + x_i y_{i+1}: additive shares of x*y, unmasked.
+    """Additive shares of x*y, unmasked; local, no communication.
 
-    Sum over i covers all nine cross terms x_j y_k.  Local, no communication.
+        z_0 = (x_0 + x_1)(y_0 + y_1)        terms 00 01 10 11
+        z_1 = x_1 y_2 + x_2 (y_1 + y_2)     terms 12 21 22
+        z_2 = x_2 y_0 + x_0 y_2             terms 20 02
+
+    Server i uses only the components it holds.  Five ring products in all,
+    one fewer than the symmetric (x_i + x_{i+1}) y_i + x_i y_{i+1}: over
+    Z_2^64 no split into three single products exists (two servers' blocks
+    share a diagonal term, which would need odd + odd = 1), so five is the
+    least.  Server 0 does one product and servers 1 and 2 two each.
     """
-    xn, yn = _next(x), _next(y)
-    return (x + xn) * y + x * yn
+    z = np.empty_like(x if x.size >= y.size else y, shape=np.broadcast_shapes(x.shape, y.shape))
+    z[0] = (x[0] + x[1]) * (y[0] + y[1])
+    z[1] = x[1] * y[2] + x[2] * (y[1] + y[2])
+    z[2] = x[2] * y[0] + x[0] * y[2]
+    return z
 
 
 def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
@@ -130,20 +141,24 @@ def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
 
 
 def matmul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Additive shares of x @ y, unmasked: z_i = (X_i + X_{i+1}) Y_i + X_i Y_{i+1}.
+    """Additive shares of x @ y, unmasked: the matrix form of ``mul_local``.
 
-    Y_j is used by server j (with X_j + X_{j+1}) and by server j - 1 (with
-    X_{j-1}); both products share Y_j's limbs and run as one BLAS call per
-    limb (the simulation stacks the two servers' rows).  Each server does two
-    ring matmuls; communication does not depend on the inner dimension.
+        Z_0 = (X_0 + X_1)(Y_0 + Y_1),  Z_1 = X_1 Y_2 + X_2 (Y_1 + Y_2),
+        Z_2 = X_2 Y_0 + X_0 Y_2.
+
+    Five ring matmuls, run as three: [X_1; X_0] @ Y_2 shares Y_2's limbs (rows
+    of two servers stacked), and X_2 @ [Y_1 + Y_2 | Y_0] shares X_2's.
+    Communication does not depend on the inner dimension.
     """
     m = x.shape[-2]
-    z = np.zeros((3,) + np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (m, y.shape[-1]), np.uint64)
-    for j in range(3):
-        left = np.concatenate([x[j] + x[(j + 1) % 3], x[(j - 1) % 3]], axis=-2)
-        both = limb_matmul(split_limbs(left), split_limbs(y[j]))
-        z[j] += both[..., :m, :]
-        z[(j - 1) % 3] += both[..., m:, :]
+    n = y.shape[-1]
+    out_shape = np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (m, n)
+    z = np.empty((3,) + out_shape, dtype=np.uint64)
+    z[0] = limb_matmul(split_limbs(x[0] + x[1]), split_limbs(y[0] + y[1]))
+    both = limb_matmul(split_limbs(np.concatenate([x[1], x[0]], axis=-2)), split_limbs(y[2]))
+    wide = limb_matmul(split_limbs(x[2]), split_limbs(np.concatenate([y[1] + y[2], y[0]], axis=-1)))
+    z[1] = both[..., :m, :] + wide[..., :n]
+    z[2] = both[..., m:, :] + wide[..., n:]
     return z
 
 
