@@ -41,6 +41,18 @@ _WORD = {64: np.uint64, 32: np.uint32, 16: np.uint16, 8: np.uint8, 4: np.uint8, 
 # ----------------------------------------------------------------------------
 # AND
 
+@numba.njit(cache=True, nogil=True)
+def _and_local(x, y, r, mask, z):
+    """z_i = (x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ r_i ^ r_{i+1}) & mask; server i uses only
+    components i and i+1 of x, y and of the component streams r."""
+    n = x.shape[1]
+    for i in range(3):
+        j = (i + 1) % 3
+        for k in range(n):
+            z[i, k] = ((x[i, k] & y[i, k]) ^ (x[i, k] & y[j, k]) ^ (x[j, k] & y[i, k])
+                       ^ r[i, k] ^ r[j, k]) & mask
+
+
 def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray:
     """Boolean AND of [3, n] word shares holding ``bits``-bit values.
 
@@ -49,11 +61,9 @@ def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray
     """
     n = x.shape[1]
     dtype = x.dtype
-    xn, yn = np.roll(x, -1, axis=0), np.roll(y, -1, axis=0)
-    z = (x & y) ^ (x & yn) ^ (xn & y)
-    z ^= ctx.rand.zero_sharing((n,), dtype, boolean=True)
-    if bits < np.dtype(dtype).itemsize * 8:
-        z &= dtype.type((1 << bits) - 1)
+    r = ctx.rand.components((n,), dtype)
+    z = np.empty((3, n), dtype)
+    _and_local(x, y, r, dtype.type((1 << bits) - 1 if bits < dtype.itemsize * 8 else ~dtype.type(0)), z)
     if bits >= 8:
         got = ctx.chan.exchange([Message(i, (i - 1) % 3, z[i]) for i in range(3)], tag=f"{tag}/and")
         return np.stack(got) if got else z
@@ -92,18 +102,30 @@ def _pair_words(v, hi, lo, both):
 
 
 @numba.njit(cache=True, nogil=True)
-def _level_operands(G, P, half, left, right, gh):
-    """Tree level on w = 2*half bit words: left = Ph|Ph<<half, right = Gl|Pl<<half."""
-    sh = _U(half)
-    for i in range(G.size):
-        g = _U(G[i])
-        p = _U(P[i])
+def _tree_level(gh, t, hp, half, first, left, right, gh_out):
+    """One tree level on flat arrays, from the previous level's AND.
+
+    The previous level left group generate G = gh ^ (t & (2^hp - 1)) and
+    propagate P = t >> hp (``first``: G = gh and P = t as given).  Writes the
+    operands of this level's AND, left = Ph | Ph << half and right = Gl | Pl << half,
+    and gh_out = Gh.
+    """
+    mask = (_U(1) << _U(hp)) - _U(1)
+    for i in range(gh.size):
+        if first:
+            g = _U(gh[i])
+            p = _U(t[i])
+        else:
+            g = _U(gh[i]) ^ (_U(t[i]) & mask)
+            p = _U(t[i]) >> _U(hp)
         ph = _even_bits(p >> _U(1))
-        pl = _even_bits(p)
-        gl = _even_bits(g)
-        gh[i] = _even_bits(g >> _U(1))
-        left[i] = ph | (ph << sh)
-        right[i] = gl | (pl << sh)
+        gh_out[i] = _even_bits(g >> _U(1))
+        if half == 0:                      # last level: only Ph & Gl is needed
+            left[i] = ph
+            right[i] = _even_bits(g)
+        else:
+            left[i] = ph | (ph << _U(half))
+            right[i] = _even_bits(g) | (_even_bits(p) << _U(half))
 
 
 def _pairs(v: np.ndarray):
@@ -179,25 +201,19 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb") -> np.ndarray:
     rot = Rotation(n)
     G, P, top = _msb_first_level(ctx, rot, rot.to_roles(x), tag)
     G, P, top = rot.to_real(G), rot.to_real(P), rot.to_real(top)
-    w = 32
-    while w > 2:
-        half = w // 2
-        left = np.empty((3, n), np.uint64)
-        right = np.empty((3, n), np.uint64)
-        gh = np.empty((3, n), np.uint64)
-        _level_operands(G.reshape(-1), P.reshape(-1), half,
-                        left.reshape(-1), right.reshape(-1), gh.reshape(-1))
+    gh, t, hp, first = G.reshape(-1), P.reshape(-1), 0, True
+    for w in (32, 16, 8, 4, 2):            # width of the (G, P) words entering the level
+        half = w // 2 if w > 2 else 0
         dt = _WORD[w]
-        t = and_bb(ctx, left.astype(dt), right.astype(dt), w, tag=f"{tag}/tree{w}").astype(np.uint64)
-        G = gh ^ (t & _U((1 << half) - 1))
-        P = t >> _U(half)
-        w = half
-    # last level (w = 2): only the group generate is needed
-    ph = (P >> _U(1)) & _U(1)
-    gl = G & _U(1)
-    gh = (G >> _U(1)) & _U(1)
-    t = and_bb(ctx, ph.astype(np.uint8), gl.astype(np.uint8), 1, tag=f"{tag}/tree2")
-    return top ^ gh.astype(np.uint8) ^ t
+        left = np.empty(3 * n, dt)
+        right = np.empty(3 * n, dt)
+        gh_out = np.empty(3 * n, dt)
+        _tree_level(gh, t, hp, half, first, left, right, gh_out)
+        bits = w if w > 2 else 1
+        t = and_bb(ctx, left.reshape(3, n), right.reshape(3, n), bits, tag=f"{tag}/tree{w}").reshape(-1)
+        gh, hp, first = gh_out, half, False
+    # after the last level the group generate is gh ^ t (one bit)
+    return top ^ (gh ^ t).reshape(3, n).astype(np.uint8)
 
 
 def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
