@@ -28,6 +28,17 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 _DTYPES = {np.dtype(np.uint64), np.dtype(np.uint32), np.dtype(np.uint16), np.dtype(np.uint8)}
 
+# The keystream is AES-CTR applied to zeros; one shared zero buffer serves every
+# draw (allocating fresh zeros per draw cost more than the encryption itself).
+_zeros = memoryview(bytes(1 << 20))
+
+
+def _zero_bytes(n: int) -> memoryview:
+    global _zeros
+    if n > len(_zeros):
+        _zeros = memoryview(bytes(max(n, 2 * len(_zeros))))
+    return _zeros[:n]
+
 
 def derive_key(seed: int | bytes | None, label: str) -> bytes:
     """A 16-byte AES key: from os.urandom without a seed, else SHA-256(seed || label)."""
@@ -61,8 +72,11 @@ class Stream:
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         self.bytes_drawn += n
-        buf = self._enc.update(bytes(n))
-        return np.frombuffer(buf, dtype=dtype).reshape(shape)
+        out = np.empty(n + 16, dtype=np.uint8)        # update_into wants block-size slack
+        written = self._enc.update_into(_zero_bytes(n), out)
+        if written != n:
+            raise RuntimeError(f"stream {self.label!r}: AES-CTR wrote {written} of {n} bytes")
+        return out[:n].view(dtype).reshape(shape)
 
 
 class Randomness:
