@@ -284,3 +284,92 @@ def a2b(ctx, x: np.ndarray, tag: str = "a2b") -> np.ndarray:
             G = G ^ and_bb(ctx, P, G << sh, 64, tag=f"{tag}/prefix{d}")
         d *= 2
     return p ^ (G << _U(1))
+
+
+def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
+    """Boolean shares [3, n] of x mod 2^width (width 32 or 64) from arithmetic shares.
+
+    Reducing shares modulo 2^width is a ring homomorphism, so a value known to
+    be below 2^width needs only a width-bit adder.  Same structure as ``a2b``.
+    Cost (width 32): 6 rounds; 16/3 B + 4 * 8 + 4 B per element per server.
+    """
+    if width == 64:
+        return a2b(ctx, x, tag)
+    if width != 32:
+        raise ValueError(f"{tag}: a2b_word supports widths 32 and 64, got {width}")
+    dt = np.uint32
+    n = x.shape[1]
+    rot = Rotation(n)
+    a = (rot.role(x, 0) + rot.role(x, 1)).astype(dt)     # role 0
+    y = rot.role(x, 2).astype(dt)                          # roles 1, 2
+    rand = ctx.rand
+    a0 = rot.draw(rand, 0, dt)
+    a1 = rot.draw(rand, 1, dt)
+    mu = rot.draw(rand, 2, dt, width=2)
+    a2 = a ^ a0 ^ a1
+    g0 = (a0 & y) ^ mu[:, 0]
+    g1 = (a1 & y) ^ mu[:, 1]
+    got = rot.exchange(ctx.chan, [(0, 1, a2), (0, 2, a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
+    a2r = got[0]
+    G = rot.assemble([got[3], got[2], (a2r & y) ^ mu[:, 0] ^ mu[:, 1]])
+    p = rot.assemble([a0, a1, a2r ^ y])
+    P = p.copy()
+    d = 1
+    while d < width:
+        sh = dt(d)
+        if 2 * d < width:
+            t = and_bb(ctx, np.concatenate([P, P], axis=1), np.concatenate([G << sh, P << sh], axis=1),
+                       width, tag=f"{tag}/prefix{d}")
+            G = G ^ t[:, :n]
+            P = t[:, n:]
+        else:
+            G = G ^ and_bb(ctx, P, G << sh, width, tag=f"{tag}/prefix{d}")
+        d *= 2
+    return p ^ (G << dt(1))
+
+
+def prefix_or_down(ctx, b: np.ndarray, width: int, tag: str = "prefix-or") -> np.ndarray:
+    """p_j = OR of bits j..width-1 of boolean words b (so p = all ones below the highest set bit).
+
+    a | c = a ^ c ^ (a & c); log2(width) rounds of one AND each.
+    """
+    p = b
+    d = 1
+    while d < width:
+        q = p >> p.dtype.type(d)
+        p = p ^ q ^ and_bb(ctx, p, q, width, tag=f"{tag}{d}")
+        d *= 2
+    return p
+
+
+@numba.njit(cache=True, nogil=True)
+def _position_bits(h, nbits, out):
+    """out[b, i] = bit b of the position of the single set bit of h[i] (XOR-linear, so per share)."""
+    for i in range(h.size):
+        v = np.uint64(h[i])
+        for b in range(nbits):
+            acc = np.uint64(0)
+            for j in range(64):
+                if (j >> b) & 1:
+                    acc ^= (v >> np.uint64(j)) & np.uint64(1)
+            out[b, i] = np.uint8(acc)
+
+
+def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit") -> np.ndarray:
+    """Arithmetic shares [nbits, 3, n] of the bits of the position of x's highest set bit.
+
+    x: flat arithmetic shares [3, n] of values in [1, 2^width).  Bits of x by a
+    width-bit adder, a prefix OR from the top, the one-hot word h = p ^ (p >> 1),
+    and the position's bits as XORs of bits of h (local); then one
+    bit-to-arithmetic round for all position bits.
+    """
+    n = x.shape[1]
+    bits = a2b_word(ctx, x, width, tag)
+    p = prefix_or_down(ctx, bits, width, tag=f"{tag}/or")
+    h = p ^ (p >> p.dtype.type(1))
+    nbits = int(np.log2(width))
+    pos = np.empty((nbits, 3 * n), np.uint8)
+    _position_bits(h.reshape(-1), nbits, pos)
+    pos = pos.reshape(nbits, 3, n).transpose(1, 0, 2).reshape(3, nbits * n)
+    arith = bit_to_arith(ctx, np.ascontiguousarray(pos), tag)
+    return arith.reshape(3, nbits, n).transpose(1, 0, 2)

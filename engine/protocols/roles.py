@@ -71,6 +71,14 @@ class Rotation:
             return parts[0]
         return np.concatenate(parts, axis=0)
 
+    def draw_own(self, rand, role: int, dtype=np.uint64, width: int | None = None) -> np.ndarray:
+        """A draw from the private stream of the server playing ``role``."""
+        parts = []
+        for k, lo, hi in self.chunks:
+            shape = (hi - lo,) if width is None else (hi - lo, width)
+            parts.append(rand.own((role + k) % 3).words(shape, dtype))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
     def exchange(self, chan, sends: Sequence[tuple], tag: str) -> list:
         """Send role messages in one round and return what each receiver got.
 

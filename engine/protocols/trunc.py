@@ -85,40 +85,48 @@ def _correct_step(mine, got, extra, has_extra, a, b, const_term, m, mask, out):
 
 
 def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
-    """Role components [rho, y, sigma] of (A + B + C) >> m; parts are flat [n] arrays."""
+    """Role components [rho, y, sigma] of (A + B + C) >> m.
+
+    Parts are [n] or [n, k] arrays (k values per element, one role per element
+    as ``rot`` assigns it).
+    """
     if not (0 < m < TRUNC_INPUT_BITS):
         raise ValueError(f"{tag}: truncation by {m} bits is out of range")
     rand = ctx.rand
-    n = A.shape[0]
-    ra = rot.draw(rand, 0)        # roles 0, 2
-    rb = rot.draw(rand, 2)        # roles 1, 2
-    a0 = rot.draw(rand, 0)        # role 0's half of r_low >> m
-    b0 = rot.draw(rand, 0)        # role 0's half of r_63
-    rho = rot.draw(rand, 0)       # output component 0 (roles 0, 2)
-    sigma = rot.draw(rand, 2)     # output component 2 (roles 1, 2)
+    shape = A.shape
+    k = shape[1] if A.ndim == 2 else None
+    ra = rot.draw(rand, 0, width=k)        # roles 0, 2
+    rb = rot.draw(rand, 2, width=k)        # roles 1, 2
+    a0 = rot.draw(rand, 0, width=k)        # role 0's half of r_low >> m
+    b0 = rot.draw(rand, 0, width=k)        # role 0's half of r_63
+    rho = rot.draw(rand, 0, width=k)       # output component 0 (roles 0, 2)
+    sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
+    flat = lambda v: np.ascontiguousarray(v).reshape(-1)  # noqa: E731
 
-    halves = np.empty((n, 2), np.uint64)
-    _helper_step(ra, rb, a0, b0, m, halves)                   # role 2
-    msg0 = np.empty(n, np.uint64)
-    _mask_step(A, ra, _U(1 << 62), msg0)                      # role 0
-    msg1 = np.empty(n, np.uint64)
-    _mask_step(B, rb, _U(0), msg1)                            # role 1
+    halves = np.empty(shape + (2,), np.uint64)
+    _helper_step(flat(ra), flat(rb), flat(a0), flat(b0), m, halves.reshape(-1, 2))   # role 2
+    msg0 = np.empty(shape, np.uint64)
+    _mask_step(flat(A), flat(ra), _U(1 << 62), msg0.reshape(-1))                     # role 0
+    msg1 = np.empty(shape, np.uint64)
+    _mask_step(flat(B), flat(rb), _U(0), msg1.reshape(-1))                           # role 1
 
     sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, halves)]
     if C is not None:
         sends += [(2, 0, C), (2, 1, C)]
     got = rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
     # c = x + 2^62 + r is opened to roles 0 and 1, masked by the uniform r.
-    receivers = sorted({(role + k) % 3 for k, _, _ in rot.chunks for role in (0, 1)})
-    ctx.chan.record_opening(f"{tag}/trunc-masked", A.shape, receivers, masked=True)
+    receivers = sorted({(role + j) % 3 for j, _, _ in rot.chunks for role in (0, 1)})
+    ctx.chan.record_opening(f"{tag}/trunc-masked", shape, receivers, masked=True)
 
     has_c = C is not None
-    y0 = np.empty(n, np.uint64)                               # role 0: c = msg0 + got(msg1) [+ C]
-    _correct_step(msg0, got[1], got[3] if has_c else msg0, has_c, a0, b0, 1, m, rho, y0)
-    half_r = got[2]
-    y1 = np.empty(n, np.uint64)                               # role 1: c = got(msg0) + msg1 [+ C]
-    _correct_step(got[0], msg1, got[4] if has_c else msg1, has_c,
-                  np.ascontiguousarray(half_r[:, 0]), np.ascontiguousarray(half_r[:, 1]), 0, m, sigma, y1)
+    y0 = np.empty(shape, np.uint64)                           # role 0: c = msg0 + got(msg1) [+ C]
+    _correct_step(flat(msg0), flat(got[1]), flat(got[3]) if has_c else flat(msg0), has_c,
+                  flat(a0), flat(b0), 1, m, flat(rho), y0.reshape(-1))
+    half_r = got[2].reshape(-1, 2)
+    y1 = np.empty(shape, np.uint64)                           # role 1: c = got(msg0) + msg1 [+ C]
+    _correct_step(flat(got[0]), flat(msg1), flat(got[4]) if has_c else flat(msg1), has_c,
+                  np.ascontiguousarray(half_r[:, 0]), np.ascontiguousarray(half_r[:, 1]), 0, m,
+                  flat(sigma), y1.reshape(-1))
 
     got2 = rot.exchange(ctx.chan, [(0, 1, y0), (1, 0, y1)], tag=f"{tag}/trunc-reshare")
     return [rho, got2[0] + got2[1], sigma]

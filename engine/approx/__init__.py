@@ -1,0 +1,1 @@
+"""Nonlinear functions on shares; see the modules for domains, error bounds and costs."""

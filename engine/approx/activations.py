@@ -1,0 +1,143 @@
+"""GELU, softmax and LayerNorm on fixed-point shares.
+
+Share-level functions ([3, ...] arrays, f fractional bits); ``SharedTensor``
+methods wrap them.  Bounds are named constants the tests import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..protocols.arith import mul_local, mul_ss, share_public
+from ..protocols.boolean import bit_to_arith, msb_bool
+from ..protocols.compare import max_
+from ..protocols.trunc import mul_trunc, trunc, trunc_additive
+from ..ring import const
+from . import coeffs, fit
+from .elementary import exp, reciprocal, rsqrt
+from .poly import combine, powers
+
+# ----------------------------------------------------------------------------
+# GELU
+
+GELU_MAX_ABS_ERR = 2e-3        # over the whole real line (float fit 5.9e-4, tail 1.3e-4, f = 18)
+GELU_POLY_RANGE = fit.GELU_POLY_R
+GELU_POLY_MAX_ABS_ERR = 4e-3   # on [-4, 4] (float fit 2.1e-3, f = 18); no guarantee outside
+
+
+def _public(shape, value: float, f: int) -> np.ndarray:
+    return share_public(np.full(shape, const(round(value * 2**f)), np.uint64))
+
+
+def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu") -> np.ndarray:
+    """GELU(x) = x Phi(x) on the whole real line, max abs error GELU_MAX_ABS_ERR.
+
+    GELU(x) = ReLU(x) - e(|x|) with e(t) = t Phi(-t), an even correction that
+    is below 1.3e-4 for |x| >= 4.  e is a degree-7 polynomial in t = |x|
+    fitted on [0, 4] (``fit.py``), used where |x| < 4 and 0 elsewhere.  The
+    three comparisons (x < 0, x < 4, x < -4) run as one batch.
+    Cost: 7 (comparisons) + 1 (|x|, ReLU) + 6 (powers) + 2 (combine) + 1
+    (select) = 17 rounds.
+    """
+    shape = x.shape[1:]
+    flat = x.reshape(3, -1)
+    n = flat.shape[1]
+    T = fit.GELU_T
+    lo, hi = _public((n,), -T, f), _public((n,), T, f)
+    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp")
+    bits = bit_to_arith(ctx, bits, f"{tag}/cmp")
+    neg, below_hi, below_lo = bits[:, :n], bits[:, n:2 * n], bits[:, 2 * n:]
+    inside = below_hi - below_lo                              # [-4 <= x < 4]
+    xs = mul_ss(ctx, neg, flat, f"{tag}/sign")                # x [x < 0]
+    relu = flat - xs
+    t = flat - const(2) * xs                                  # |x|
+    pw = powers(ctx, t, len(coeffs.GELU_TAIL_POLY) - 1, f, tag)
+    tail = combine(ctx, pw, coeffs.GELU_TAIL_POLY, f,
+                   sum(abs(c) * T**k for k, c in enumerate(coeffs.GELU_TAIL_POLY)), tag)
+    out = relu - mul_ss(ctx, inside, tail, f"{tag}/select")
+    return out.reshape((3,) + shape)
+
+
+def gelu_poly(ctx, x: np.ndarray, f: int, tag: str = "gelu-poly") -> np.ndarray:
+    """Comparison-free GELU for inputs the caller keeps in [-4, 4].
+
+    GELU(x) = x/2 + g(s), s = x^2/16, g the even part (x/2) erf(x/sqrt 2) as a
+    degree-6 polynomial in s on [0, 1].  Outside [-4, 4] the result is
+    meaningless.  Cost: 2 (s) + 6 (powers) + 2 (combine) = 10 rounds.
+    """
+    R2 = fit.GELU_POLY_R**2
+    if R2 != 2 ** int(np.log2(R2)):
+        raise ValueError("gelu_poly: the range squared must be a power of two")
+    s = mul_trunc(ctx, x, x, f + int(np.log2(R2)), f"{tag}/square")
+    pw = powers(ctx, s, len(coeffs.GELU_EVEN_POLY) - 1, f, tag)
+    bound = sum(abs(c) for c in coeffs.GELU_EVEN_POLY) + fit.GELU_POLY_R
+    return combine(ctx, pw, coeffs.GELU_EVEN_POLY, f, bound, tag, extra=(x, 0.5))
+
+
+# ----------------------------------------------------------------------------
+# softmax
+
+SOFTMAX_MAX_ABS_ERR = 2e-3     # per probability (f = 18)
+
+
+def softmax(ctx, x: np.ndarray, f: int, mask: np.ndarray | None = None, tag: str = "softmax") -> np.ndarray:
+    """Softmax along the last axis: max subtraction, exp, one reciprocal per row.
+
+    ``mask``: public 0/1 array broadcastable to x; masked entries get
+    probability 0 (their exponentials are multiplied by 0, so no large
+    negative constant enters the arithmetic).  Every row needs one unmasked
+    entry.  Cost: max (8 rounds per halving of the row) + exp (24) + sum +
+    reciprocal (27) + product (2).
+    """
+    m = max_(ctx, x, axis=-1, tag=f"{tag}/max")
+    d = x - m[..., None]
+    e = exp(ctx, d, f, clamp=True, tag=f"{tag}/exp")
+    if mask is not None:
+        e = e * np.asarray(mask).astype(np.uint64)
+    s = e.sum(axis=-1, dtype=np.uint64)
+    r = reciprocal(ctx, s, f, tag=f"{tag}/recip")
+    return mul_trunc(ctx, e, np.broadcast_to(r[..., None], e.shape), f, f"{tag}/normalise")
+
+
+# ----------------------------------------------------------------------------
+# LayerNorm
+
+LAYERNORM_MAX_REL_ERR = 1e-3   # of the normalised output, before the affine map (f = 18)
+
+
+def layernorm(ctx, x: np.ndarray, f: int, gamma=None, beta=None, eps: float = 1e-12,
+              tag: str = "layernorm") -> np.ndarray:
+    """LayerNorm over the last axis, then x * gamma + beta (public float arrays or shares).
+
+    mean by a public multiplication; the variance as one dot product per row
+    (products summed before a single truncation, so only one value per row
+    crosses the channel), times 1/d; 1/sqrt(var + eps) by ``rsqrt`` (variance
+    in [1e-3, 1e4] at f = 18).  Cost: 2 (mean) + 2 + 2 (variance) + 31 (rsqrt)
+    + 2 (scale) + 2 (gamma) rounds.
+    """
+    d = x.shape[-1]
+    inv_d = 1.0 / d
+    mean = trunc(ctx, x.sum(axis=-1, dtype=np.uint64) * const(round(inv_d * 2**f)), f, f"{tag}/mean")
+    c = x - mean[..., None]
+    z = mul_local(c, c).sum(axis=-1, dtype=np.uint64)
+    z += ctx.rand.zero_sharing(z.shape[1:])
+    ss = trunc_additive(ctx, z, f, f"{tag}/sumsq")
+    var = trunc(ctx, ss * const(round(inv_d * 2**f)), f, f"{tag}/var")
+    if eps:
+        var = var.copy()
+        var[0] += const(max(1, round(eps * 2**f)))
+    inv = rsqrt(ctx, var, f, f"{tag}/rsqrt")
+    y = mul_trunc(ctx, c, np.broadcast_to(inv[..., None], c.shape), f, f"{tag}/scale")
+    if gamma is not None:
+        if isinstance(gamma, np.ndarray) and gamma.dtype == np.uint64 and gamma.shape[:1] == (3,):
+            y = mul_trunc(ctx, y, np.broadcast_to(gamma, y.shape), f, f"{tag}/gamma")
+        else:
+            g = np.rint(np.asarray(gamma, np.float64) * 2**f).astype(np.int64).view(np.uint64)
+            y = trunc(ctx, y * g, f, f"{tag}/gamma")
+    if beta is not None:
+        if isinstance(beta, np.ndarray) and beta.dtype == np.uint64 and beta.shape[:1] == (3,):
+            y = y + beta
+        else:
+            y = y.copy()
+            y[0] += np.rint(np.asarray(beta, np.float64) * 2**f).astype(np.int64).view(np.uint64)
+    return y
