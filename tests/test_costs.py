@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from secptune.engine import CLIENT, Context, EngineConfig, SharedTensor
-from secptune.engine.costs import DECLARED
+from secptune.engine.costs import DECLARED as ALL_DECLARED
+
+# the nonlinear functions' costs are checked in test_approx.py
+DECLARED = {k: v for k, v in ALL_DECLARED.items() if not v.where.startswith("approx.")}
 from secptune.engine.protocols import boolean
 
 N = 24 * 50

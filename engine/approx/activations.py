@@ -128,15 +128,18 @@ def layernorm(ctx, x: np.ndarray, f: int, gamma=None, beta=None, eps: float = 1e
         var[0] += const(max(1, round(eps * 2**f)))
     inv = rsqrt(ctx, var, f, f"{tag}/rsqrt")
     y = mul_trunc(ctx, c, np.broadcast_to(inv[..., None], c.shape), f, f"{tag}/scale")
+    def lift(shares):   # [3, *s] -> [3, 1, ..., *s], to broadcast against y
+        return shares.reshape((3,) + (1,) * (y.ndim - shares.ndim) + shares.shape[1:])
+
     if gamma is not None:
         if isinstance(gamma, np.ndarray) and gamma.dtype == np.uint64 and gamma.shape[:1] == (3,):
-            y = mul_trunc(ctx, y, np.broadcast_to(gamma, y.shape), f, f"{tag}/gamma")
+            y = mul_trunc(ctx, y, np.broadcast_to(lift(gamma), y.shape), f, f"{tag}/gamma")
         else:
             g = np.rint(np.asarray(gamma, np.float64) * 2**f).astype(np.int64).view(np.uint64)
             y = trunc(ctx, y * g, f, f"{tag}/gamma")
     if beta is not None:
         if isinstance(beta, np.ndarray) and beta.dtype == np.uint64 and beta.shape[:1] == (3,):
-            y = y + beta
+            y = y + lift(beta)
         else:
             y = y.copy()
             y[0] += np.rint(np.asarray(beta, np.float64) * 2**f).astype(np.int64).view(np.uint64)
