@@ -17,20 +17,23 @@ import sys
 
 import numpy as np
 
-from secptune.engine import Context, EngineConfig, SharedTensor
-from secptune.engine.costs import DECLARED
+from math import erf
+
+from secptune.engine import Context, EngineConfig, SharedTensor, approx
+from secptune.engine.costs import DECLARED, layernorm_cost, softmax_cost
 from secptune.engine.protocols.trunc import TRUNC_INPUT_BITS, trunc
 
 from .common import git_commit, machine, table, timed, write_jsonl
 
 
-def _case(ctx, op, shape, fn, ref_fn, want, n_out, repeats, decl=None):
+def _case(ctx, op, shape, fn, ref_fn, want, n_out, repeats, decl=None, rel=False):
     med, lo, hi = timed(fn, repeats)
     ref_med, _, _ = timed(ref_fn, max(repeats, 5))
     with ctx.chan.measure() as m:
         out = fn()
     got = out.reveal(f"bench/{op}") if isinstance(out, SharedTensor) else out
     err = float(np.max(np.abs(np.asarray(got, np.float64) - want))) if want is not None else None
+    rel_err = float(np.max(np.abs(np.asarray(got, np.float64) - want) / np.abs(want))) if rel else None
     per = m.cost.server_bytes_per_element(n_out)
     row = {
         "op": op,
@@ -44,10 +47,11 @@ def _case(ctx, op, shape, fn, ref_fn, want, n_out, repeats, decl=None):
         "bytes_per_elem_party": max(per),
         "bytes_per_elem_servers": list(per),
         "max_abs_err": err,
+        "max_rel_err": rel_err,
         "frac_bits": ctx.fixed.frac_bits,
     }
     if decl is not None:
-        d = DECLARED[decl]
+        d = DECLARED[decl] if isinstance(decl, str) else decl
         row["declared_rounds"] = d.rounds
         row["declared_bytes_per_elem_party"] = d.max_server_bytes
         row["measured_over_declared_bytes"] = max(per) / d.max_server_bytes if d.max_server_bytes else None
@@ -86,6 +90,64 @@ def run_ops(quick: bool, repeats: int) -> list:
     mtx = rng.normal(size=(R, R)) * 10
     xm = SharedTensor.from_client(ctx, mtx)
     rows.append(_case(ctx, "max", [R, R], lambda: xm.max(axis=-1), lambda: mtx.max(axis=-1), enc(mtx).max(axis=-1), R, repeats))
+    rows += run_functions(ctx, n, repeats)
+    return rows
+
+
+def run_functions(ctx, n: int, repeats: int) -> list:
+    """The nonlinear functions on n elements each, inputs spread over their domains."""
+    fx = ctx.fixed
+    rng = np.random.default_rng(1)
+    enc = lambda v: fx.decode(fx.encode(v))  # noqa: E731
+    erf_v = np.vectorize(erf)
+    rows = []
+
+    x = rng.uniform(approx.EXP_LO, 0.0, size=n)
+    sx, ex = SharedTensor.from_client(ctx, x), enc(x)
+    rows.append(_case(ctx, "exp", [n], lambda: approx.exp(sx), lambda: np.exp(x), np.exp(ex), n, repeats, "exp"))
+
+    x = np.exp(rng.uniform(np.log(1e-3), np.log(1e4), size=n))
+    sx, ex = SharedTensor.from_client(ctx, x), enc(x)
+    rows.append(_case(ctx, "reciprocal", [n], lambda: approx.reciprocal(sx, extra_bits=approx.RECIPROCAL_EXTRA_BITS),
+                      lambda: 1.0 / x, 1.0 / ex, n, repeats, "reciprocal", rel=True))
+    rows.append(_case(ctx, "rsqrt", [n], lambda: approx.rsqrt(sx), lambda: 1.0 / np.sqrt(x), 1.0 / np.sqrt(ex),
+                      n, repeats, "rsqrt", rel=True))
+
+    x = rng.normal(size=n) * 3
+    sx, ex = SharedTensor.from_client(ctx, x), enc(x)
+    gelu = lambda v: v * 0.5 * (1 + erf_v(v / np.sqrt(2)))  # noqa: E731
+    rows.append(_case(ctx, "gelu", [n], lambda: approx.gelu(sx), lambda: x * 0.5 * (1 + np.tanh(x)),
+                      gelu(ex), n, repeats, "gelu"))
+    xp = np.clip(x, -approx.GELU_POLY_RANGE, approx.GELU_POLY_RANGE)
+    sp, ep = SharedTensor.from_client(ctx, xp), enc(xp)
+    rows.append(_case(ctx, "gelu_poly", [n], lambda: approx.gelu_poly(sp), lambda: xp * 0.5 * (1 + np.tanh(xp)),
+                      gelu(ep), n, repeats, "gelu_poly"))
+
+    u = rng.uniform(-4, 4, size=n)
+    su, eu = SharedTensor.from_client(ctx, u), enc(u)
+    rows.append(_case(ctx, "cos", [n], lambda: approx.cos(su), lambda: np.cos(2 * np.pi * u),
+                      np.cos(2 * np.pi * eu), n, repeats, "cos"))
+
+    d = 768
+    h = rng.normal(size=(n // d, d)) * 2 + rng.normal(size=(n // d, 1))
+    sh, eh = SharedTensor.from_client(ctx, h), enc(h)
+
+    def ln_ref(v):
+        return (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-12)
+
+    rows.append(_case(ctx, "layernorm", [n // d, d], lambda: approx.layernorm(sh), lambda: ln_ref(h),
+                      ln_ref(eh), h.size, repeats, layernorm_cost(d)))
+
+    L = 128
+    s = rng.normal(size=(n // L, L)) * 3
+    ss_, es = SharedTensor.from_client(ctx, s), enc(s)
+
+    def sm_ref(v):
+        e = np.exp(v - v.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    rows.append(_case(ctx, "softmax", [n // L, L], lambda: approx.softmax(ss_), lambda: sm_ref(s),
+                      sm_ref(es), s.size, repeats, softmax_cost(L)))
     return rows
 
 
@@ -157,6 +219,7 @@ COLUMNS = [
     ("bytes_per_elem_party", "B/elem/party", "{:.2f}"),
     ("declared_bytes_per_elem_party", "declared", "{:.2f}"),
     ("max_abs_err", "max abs err", "{:.2e}"),
+    ("max_rel_err", "max rel err", "{:.2e}"),
 ]
 
 
