@@ -1,0 +1,148 @@
+"""Multi-head attention: exact softmax, or random-feature attention (RFA).
+
+Functions of (q, k, v, key_mask, cfg) over arrays shaped [..., heads, n, dh];
+they run on float arrays (float64 reference) and on ``SharedTensor`` alike
+through ``nn.ops``.  ``key_mask`` is a public 0/1 array [..., n] (1 = a real
+token, 0 = padding), broadcast over heads and queries.
+
+RFA (random Fourier features of the Gaussian kernel).  With q' = q / dh^(1/4)
+and k' = k / dh^(1/4),
+    exp(q . k / sqrt dh) = exp(|q'|^2 / 2) exp(|k'|^2 / 2) exp(-|q' - k'|^2 / 2),
+and exp(-|x - y|^2 / 2) = E_w[cos(w . (x - y))] = E_w[phi_w(x) . phi_w(y)] for
+w ~ N(0, I), phi_w(x) = (cos w.x, sin w.x).  With M draws stacked in W,
+phi(x) = (cos Wx, sin Wx) / sqrt(M).  The query factor exp(|q'|^2/2) is the
+same for every key of a query and cancels in the normalisation; the key factor
+a_j = exp(|k'_j|^2 / 2 - c) (c a constant that also cancels) does not.  Then
+    out_i = phi(q_i) S / phi(q_i) z,  S = sum_j a_j phi(k_j) v_j^T,  z = sum_j a_j phi(k_j),
+linear in n.  On shares: the angles W x / (2 pi) (in turns, the 1/(2 pi dh^1/4)
+folded into the public W) go through the masked cosine; c is the per-head
+maximum of |k'|^2/2 over real keys (or a public calibrated constant), so the
+exponentials stay in (0, 1]; the normaliser is floored at ``guard`` before
+its reciprocal, since random features can make it tiny or negative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from . import ops
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """``kind``: softmax or rfa.  RFA: ``features`` M per head, projections drawn
+    from the public ``seed`` (``orthogonal``: blocks of orthogonal rows with
+    chi-distributed norms, lower variance), ``key_offset`` c (None: per-head
+    maximum, computed securely), ``guard`` floor of the normaliser."""
+
+    kind: Literal["softmax", "rfa"] = "softmax"
+    features: int = 64
+    seed: int = 0
+    orthogonal: bool = True
+    key_offset: float | None = None
+    guard: float = 1e-3
+
+    def __post_init__(self):
+        if self.kind not in ("softmax", "rfa"):
+            raise ValueError(f"AttentionConfig.kind must be 'softmax' or 'rfa', got {self.kind!r}")
+        if self.features < 1:
+            raise ValueError(f"AttentionConfig.features must be >= 1, got {self.features}")
+
+
+def random_projection(m: int, dh: int, seed: int, orthogonal: bool = True) -> np.ndarray:
+    """W [m, dh] with rows distributed as N(0, I) (public; not secret).
+
+    Orthogonal random features (Yu et al. 2016): each block of dh rows is
+    orthogonal, with norms drawn as those of Gaussian vectors.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    if not orthogonal:
+        return rng.standard_normal((m, dh))
+    blocks = []
+    for _ in range(-(-m // dh)):
+        q, _ = np.linalg.qr(rng.standard_normal((dh, dh)))
+        norms = np.sqrt(rng.chisquare(dh, size=dh))
+        blocks.append(q.T * norms[:, None])
+    return np.concatenate(blocks, axis=0)[:m]
+
+
+def attention(q, k, v, key_mask, cfg: AttentionConfig):
+    """Softmax or random-feature attention per ``cfg.kind``: [..., h, n, dh] -> same."""
+    if cfg.kind == "softmax":
+        return softmax_attention(q, k, v, key_mask)
+    return rfa_attention(q, k, v, key_mask, cfg)
+
+
+def _mask4(key_mask):
+    """[..., n] -> [..., 1, 1, n] for broadcasting over heads and queries."""
+    m = np.asarray(key_mask, np.float64)
+    return m[..., None, None, :]
+
+
+def softmax_attention(q, k, v, key_mask):
+    """softmax(q k^T / sqrt dh, masked) v."""
+    dh = q.shape[-1]
+    scores = ops.matmul(ops.scale(q, 1.0 / np.sqrt(dh)), ops.swap_last(k))     # [..., h, n, n]
+    mask = None if key_mask is None else np.broadcast_to(_mask4(key_mask), scores.shape)
+    return ops.matmul(ops.softmax(scores, mask), v)
+
+
+def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
+    """Random-feature attention (see the module docstring)."""
+    dh = q.shape[-1]
+    n = k.shape[-2]
+    M = cfg.features
+    W = random_projection(M, dh, cfg.seed, cfg.orthogonal)
+    Wt = (W / (2 * np.pi * dh**0.25)).T                                         # [dh, M], turns
+    inv_sqrt_m = 1.0 / np.sqrt(M)
+
+    def phi(x):                                                                  # [..., n, 2M]
+        c, s = ops.cos_sin_turns(ops.matmul(x, Wt))
+        return ops.concat([c, s], axis=-1)
+
+    norm = ops.row_sq_norm(k, 0.5 / np.sqrt(dh))                                 # |k'|^2 / 2, [..., h, n]
+    mask = np.ones(norm.shape) if key_mask is None else np.broadcast_to(
+        np.asarray(key_mask, np.float64)[..., None, :], norm.shape)
+    if cfg.key_offset is None:
+        # per-head maximum over real keys; padded keys are pushed down first
+        low = np.where(mask > 0, 0.0, -1e3)
+        offset = ops.max_last(ops.add(norm, low))                               # [..., h]
+        shifted = ops.add(norm, ops.scale(_expand_last(offset, n), -1.0))
+    else:
+        shifted = ops.add(norm, -cfg.key_offset)
+    a = ops.mul(ops.exp(shifted), mask)                                          # [..., h, n]
+
+    pk = ops.mul(phi(k), _expand_cols(a, 2 * M))                                 # a_j phi(k_j)
+    pq = phi(q)
+    ones = np.ones(v.shape[:-1] + (1,))
+    v1 = ops.concat([v, _as_like(ones, v)], axis=-1)                             # [..., n, dh + 1]
+    S = ops.matmul(ops.swap_last(pk), v1)                                        # [..., 2M, dh + 1]
+    out = ops.scale(ops.matmul(pq, S), inv_sqrt_m * inv_sqrt_m)                  # num | den
+    num, den = out[..., :dh], out[..., dh]
+    den = ops.add(ops.relu(ops.add(den, -cfg.guard)), cfg.guard)                 # den >= guard
+    return ops.mul(num, _expand_cols(ops.reciprocal(den), dh))
+
+
+def _expand_last(x, n):
+    """[..., h] -> [..., h, n] by repetition."""
+    if ops.is_shared(x):
+        return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None], x.shares.shape + (n,))))
+    return np.broadcast_to(x[..., None], x.shape + (n,))
+
+
+def _expand_cols(x, m):
+    """[..., n] -> [..., n, m] by repetition."""
+    if ops.is_shared(x):
+        return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None], x.shares.shape + (m,))))
+    return np.broadcast_to(x[..., None], x.shape + (m,))
+
+
+def _as_like(public: np.ndarray, like):
+    """A public array as shares when ``like`` is shared (no communication)."""
+    if ops.is_shared(like):
+        from secptune.engine import SharedTensor
+        return SharedTensor.from_public(like.ctx, public, fmt=like.fmt)
+    return public
