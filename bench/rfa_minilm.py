@@ -110,19 +110,19 @@ def main(argv=None) -> int:
                  "mean_rel_err": float(np.mean(base)), "p90_rel_err": float(np.quantile(base, 0.9)),
                  "sentences": len(texts), "model": "all-MiniLM-L6-v2", "commit": git_commit()})
     for M in (16, 32, 64, 128, 256):
-        for orth in (True, False):
+        for fmap, orth in (("trig", True), ("trig", False), ("positive", True)):
             errs, per_layer = [], {}
             for per in qkv:
                 for layer, q, k, v in per:
                     ref = softmax_attention(q, k, v, None)
                     for seed in range(3):
-                        cfg = AttentionConfig("rfa", features=M, seed=seed, orthogonal=orth)
+                        cfg = AttentionConfig("rfa", features=M, seed=seed, orthogonal=orth, feature_map=fmap)
                         e = np.linalg.norm(rfa_attention(q, k, v, None, cfg) - ref) / np.linalg.norm(ref)
                         errs.append(e)
                         per_layer.setdefault(layer, []).append(e)
             errs = np.array(errs)
             rows.append({
-                "features": M, "orthogonal": orth, "median_rel_err": float(np.median(errs)),
+                "features": M, "feature_map": fmap, "orthogonal": orth, "median_rel_err": float(np.median(errs)),
                 "mean_rel_err": float(errs.mean()), "p90_rel_err": float(np.quantile(errs, 0.9)),
                 "per_layer_median": {str(k): float(np.median(v)) for k, v in sorted(per_layer.items())},
                 "sentences": len(texts), "seeds": 3, "model": "all-MiniLM-L6-v2", "commit": git_commit(),
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
                            for per in qkv for _, _, k, _ in per])
     print(f"{len(texts)} sentences, {sum(len(p) for p in qkv)} (sentence, layer) pairs; "
           f"|k'|^2/2 over all keys: median {np.median(flat):.2f}, max {flat.max():.2f}")
-    print(table(rows, [("features", "M", "{}"), ("orthogonal", "orthogonal", "{}"),
+    print(table(rows, [("features", "M", "{}"), ("feature_map", "features", "{}"), ("orthogonal", "orthogonal", "{}"),
                        ("median_rel_err", "median rel err", "{:.3f}"), ("mean_rel_err", "mean", "{:.3f}"),
                        ("p90_rel_err", "p90", "{:.3f}")]))
     write_jsonl(rows, args.out)

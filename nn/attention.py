@@ -33,13 +33,16 @@ from . import ops
 
 @dataclass(frozen=True)
 class AttentionConfig:
-    """``kind``: softmax or rfa.  RFA: ``features`` M per head, projections drawn
+    """``kind``: softmax or rfa.  RFA: ``features`` M per head, ``feature_map``
+    trig (cos/sin, the masked cosine on shares) or positive (exp(w.x - |x|^2/2),
+    Performer's FAVOR+: never a negative normaliser, but one exp per feature), projections drawn
     from the public ``seed`` (``orthogonal``: blocks of orthogonal rows with
     chi-distributed norms, lower variance), ``key_offset`` c (None: per-head
     maximum, computed securely), ``guard`` floor of the normaliser."""
 
     kind: Literal["softmax", "rfa"] = "softmax"
     features: int = 64
+    feature_map: Literal["trig", "positive"] = "trig"
     seed: int = 0
     orthogonal: bool = True
     key_offset: float | None = None
@@ -50,6 +53,8 @@ class AttentionConfig:
             raise ValueError(f"AttentionConfig.kind must be 'softmax' or 'rfa', got {self.kind!r}")
         if self.features < 1:
             raise ValueError(f"AttentionConfig.features must be >= 1, got {self.features}")
+        if self.feature_map not in ("trig", "positive"):
+            raise ValueError(f"AttentionConfig.feature_map must be 'trig' or 'positive', got {self.feature_map!r}")
 
 
 def random_projection(m: int, dh: int, seed: int, orthogonal: bool = True) -> np.ndarray:
@@ -92,6 +97,8 @@ def softmax_attention(q, k, v, key_mask):
 
 def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     """Random-feature attention (see the module docstring)."""
+    if cfg.feature_map == "positive":
+        return _positive_rfa(q, k, v, key_mask, cfg)
     dh = q.shape[-1]
     n = k.shape[-2]
     M = cfg.features
@@ -123,6 +130,36 @@ def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     out = ops.scale(ops.matmul(pq, S), inv_sqrt_m * inv_sqrt_m)                  # num | den
     num, den = out[..., :dh], out[..., dh]
     den = ops.add(ops.relu(ops.add(den, -cfg.guard)), cfg.guard)                 # den >= guard
+    return ops.mul(num, _expand_cols(ops.reciprocal(den), dh))
+
+
+def _positive_rfa(q, k, v, key_mask, cfg: AttentionConfig):
+    """FAVOR+ features: phi(x) = exp(W x' - |x'|^2 / 2) / sqrt(M), E[phi(q) . phi(k)] = exp(q' . k').
+
+    Per-query and per-head stabilisers (maxima, which cancel) keep every
+    exponent at or below 0; the query norm term cancels and is dropped.
+    """
+    dh = q.shape[-1]
+    n = k.shape[-2]
+    M = cfg.features
+    W = random_projection(M, dh, cfg.seed, cfg.orthogonal)
+    Wt = (W / dh**0.25).T                                                        # [dh, M]
+    norm = ops.row_sq_norm(k, 0.5 / np.sqrt(dh))                                 # |k'|^2 / 2
+    mask = np.ones(norm.shape) if key_mask is None else np.broadcast_to(
+        np.asarray(key_mask, np.float64)[..., None, :], norm.shape)
+    uk = ops.add(ops.matmul(k, Wt), ops.scale(_expand_cols(norm, M), -1.0))     # [..., h, n, M]
+    low = np.where(mask > 0, 0.0, -1e3)[..., None]
+    mk = ops.max_last(ops.max_last(ops.add(uk, np.broadcast_to(low, uk.shape))))  # [..., h]
+    shift_k = _expand_cols(_expand_last(mk, n), M)
+    pk = ops.mul(ops.exp(ops.add(uk, ops.scale(shift_k, -1.0))), _expand_cols(mask, M))
+    uq = ops.matmul(q, Wt)
+    mq = ops.max_last(uq)                                                        # [..., h, n]
+    pq = ops.exp(ops.add(uq, ops.scale(_expand_cols(mq, M), -1.0)))
+    ones = np.ones(v.shape[:-1] + (1,))
+    S = ops.matmul(ops.swap_last(pk), ops.concat([v, _as_like(ones, v)], axis=-1))
+    out = ops.matmul(pq, S)
+    num, den = out[..., :dh], out[..., dh]
+    den = ops.add(ops.relu(ops.add(den, -cfg.guard)), cfg.guard)
     return ops.mul(num, _expand_cols(ops.reciprocal(den), dh))
 
 

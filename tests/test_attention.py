@@ -17,12 +17,14 @@ def qkv(seed, scale=0.4):
 def test_rfa_converges_to_softmax_attention_as_features_grow():
     q, k, v = qkv(0, scale=0.3)
     ref = softmax_attention(q, k, v, None)
-    errs = []
-    for m in (16, 256, 4096):
-        outs = [rfa_attention(q, k, v, None, AttentionConfig("rfa", features=m, seed=s)) for s in range(3)]
-        errs.append(np.mean([np.linalg.norm(o - ref) / np.linalg.norm(ref) for o in outs]))
-    assert errs[0] > errs[1] > errs[2]
-    assert errs[2] < 0.02
+    for fmap in ("trig", "positive"):
+        errs = []
+        for m in (16, 256, 4096):
+            cfgs = [AttentionConfig("rfa", features=m, seed=s, feature_map=fmap) for s in range(3)]
+            outs = [rfa_attention(q, k, v, None, c) for c in cfgs]
+            errs.append(np.mean([np.linalg.norm(o - ref) / np.linalg.norm(ref) for o in outs]))
+        assert errs[0] > errs[1] > errs[2], fmap
+        assert errs[2] < 0.02, fmap
 
 
 def test_orthogonal_projection_rows_and_seed():
@@ -38,6 +40,7 @@ def test_orthogonal_projection_rows_and_seed():
     AttentionConfig("softmax"),
     AttentionConfig("rfa", features=16),
     AttentionConfig("rfa", features=16, key_offset=1.0, orthogonal=False),
+    AttentionConfig("rfa", features=16, feature_map="positive"),
 ])
 def test_shares_match_the_plaintext_reference_and_padding_is_ignored(cfg):
     ctx = Context(EngineConfig(seed=8))
@@ -73,3 +76,5 @@ def test_config_errors():
         AttentionConfig("linear")
     with pytest.raises(ValueError, match="features"):
         AttentionConfig("rfa", features=0)
+    with pytest.raises(ValueError, match="feature_map"):
+        AttentionConfig("rfa", feature_map="relu")
