@@ -65,18 +65,40 @@ class Stream:
         self._enc = Cipher(algorithms.AES(key), modes.CTR(b"\x00" * 16)).encryptor()
         self.bytes_drawn = 0
 
+    def _write(self, raw: np.ndarray, offset: int, nbytes: int) -> None:
+        """Keystream bytes into raw[offset:offset + nbytes]; raw must extend 15 bytes
+        further (AES-CTR's update_into asks for block-size slack; the slack is
+        overwritten by whatever is written next)."""
+        if nbytes == 0:
+            return
+        self.bytes_drawn += nbytes
+        written = self._enc.update_into(_zero_bytes(nbytes), raw[offset:])
+        if written != nbytes:
+            raise RuntimeError(f"stream {self.label!r}: AES-CTR wrote {written} of {nbytes} bytes")
+
     def words(self, shape, dtype=np.uint64) -> np.ndarray:
         dtype = np.dtype(dtype)
         if dtype not in _DTYPES:
             raise TypeError(f"stream {self.label!r}: unsupported dtype {dtype}")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        self.bytes_drawn += n
         out = np.empty(n + 16, dtype=np.uint8)        # update_into wants block-size slack
-        written = self._enc.update_into(_zero_bytes(n), out)
-        if written != n:
-            raise RuntimeError(f"stream {self.label!r}: AES-CTR wrote {written} of {n} bytes")
+        self._write(out, 0, n)
         return out[:n].view(dtype).reshape(shape)
+
+
+def draw_concat(parts, dtype, inner: tuple = ()) -> np.ndarray:
+    """One array [sum of counts, *inner] drawn piecewise from (stream, count) parts, in order,
+    written in place (no concatenation copy)."""
+    dtype = np.dtype(dtype)
+    per = int(np.prod(inner, dtype=np.int64)) * dtype.itemsize
+    total = sum(c for _, c in parts)
+    raw = np.empty(total * per + 16, np.uint8)
+    off = 0
+    for stream, count in parts:
+        stream._write(raw, off, count * per)
+        off += count * per
+    return raw[:total * per].view(dtype).reshape((total,) + tuple(inner))
 
 
 class Randomness:
@@ -101,10 +123,7 @@ class Randomness:
     def components(self, shape, dtype=np.uint64) -> np.ndarray:
         """One draw from each component stream, stacked: [3, *shape]."""
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        out = np.empty((3,) + shape, dtype=dtype)
-        for j in range(3):
-            out[j] = self._component[j].words(shape, dtype)
-        return out
+        return draw_concat([(self._component[j], 1) for j in range(3)], dtype, shape)
 
     def zero_sharing(self, shape, dtype=np.uint64, boolean: bool = False) -> np.ndarray:
         """A 3-out-of-3 sharing of zero: alpha_i = r_i - r_{i+1} (or r_i ^ r_{i+1}).

@@ -30,12 +30,34 @@ sin together: 40 B per server.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..protocols.roles import Rotation
 from ..protocols.trunc import trunc_roles
 
 COS_MAX_ABS_ERR_ULP = 3.0       # in units of 2^-f
+_TABLE_MAX_BITS = 20            # up to 2^20 angles: the encoded cos/sin tables take 16 MB
+
+
+@lru_cache(maxsize=4)
+def _table(f: int) -> tuple:
+    """Encoded cos and sin of every f-bit angle in turns (a party's local lookup)."""
+    a = 2.0 * np.pi * np.arange(1 << f, dtype=np.float64) / float(1 << f)
+    enc = lambda v: np.rint(v * float(1 << f)).astype(np.int64).view(np.uint64)  # noqa: E731
+    return enc(np.cos(a)), enc(np.sin(a))
+
+
+def _encoded_cos_sin(angle: np.ndarray, f: int) -> tuple:
+    """(round(cos(2 pi a / 2^f) 2^f), round(sin(...) 2^f)) as ring elements, for f-bit a."""
+    if f <= _TABLE_MAX_BITS:
+        c, s = _table(f)
+        idx = angle.astype(np.intp)
+        return c[idx], s[idx]
+    a = 2.0 * np.pi * angle.astype(np.float64) / float(1 << f)
+    enc = lambda v: np.rint(v * float(1 << f)).astype(np.int64).view(np.uint64)  # noqa: E731
+    return enc(np.cos(a)), enc(np.sin(a))
 
 
 def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -> dict:
@@ -50,13 +72,10 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
     u0 = rot.role(flat, 0).astype(np.uint32)
     u1 = rot.role(flat, 1).astype(np.uint32)
     u2 = rot.role(flat, 2).astype(np.uint32)
-    scale = float(1 << f)
 
     # role 2: the mask and the dealt halves
     t = rot.draw_own(ctx.rand, 2, np.uint32) & mod
-    angle_t = 2.0 * np.pi * t.astype(np.float64) / scale
-    ct = np.rint(np.cos(angle_t) * scale).astype(np.int64).view(np.uint64)
-    st = np.rint(np.sin(angle_t) * scale).astype(np.int64).view(np.uint64)
+    ct, st = _encoded_cos_sin(t, f)
     half0 = rot.draw(ctx.rand, 0, np.uint64, width=2)     # role 0's halves (roles 0, 2 know)
     half1 = np.stack([ct, st], axis=1) - half0            # role 1's halves
 
@@ -71,13 +90,8 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
     delta1 = (got[1] + u1 + u2) & mod                     # role 1 (the same value)
     h1 = got[2]
 
-    def trig(delta):
-        a = 2.0 * np.pi * delta.astype(np.float64) / scale
-        enc = lambda v: np.rint(v * scale).astype(np.int64).view(np.uint64)  # noqa: E731
-        return enc(np.cos(a)), enc(np.sin(a))
-
-    C0, S0 = trig(delta0)
-    C1, S1 = trig(delta1)
+    C0, S0 = _encoded_cos_sin(delta0, f)                 # role 0
+    C1, S1 = _encoded_cos_sin(delta1, f)                 # role 1
     parts_a, parts_b, names = [], [], []
     if "cos" in want:
         parts_a.append(C0 * half0[:, 0] + S0 * half0[:, 1])

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..comm import Message, pack_bits, unpack_bits
+from ..prg import draw_concat
 
 
 class Rotation:
@@ -27,6 +28,7 @@ class Rotation:
             cuts = [0, n // 3, (2 * n) // 3, n]
         else:
             cuts = [0, n, n, n]
+        self.cuts = np.array(cuts, dtype=np.int64)     # chunk k is [cuts[k], cuts[k+1])
         self.chunks = [(k, cuts[k], cuts[k + 1]) for k in range(3) if cuts[k + 1] > cuts[k]]
 
     def to_roles(self, x: np.ndarray) -> np.ndarray:
@@ -63,21 +65,14 @@ class Rotation:
 
     def draw(self, rand, role_component: int, dtype=np.uint64, width: int | None = None) -> np.ndarray:
         """A draw from the stream of role component j: [n] (or [n, width])."""
-        parts = []
-        for k, lo, hi in self.chunks:
-            shape = (hi - lo,) if width is None else (hi - lo, width)
-            parts.append(rand.component((role_component + k) % 3).words(shape, dtype))
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate(parts, axis=0)
+        inner = () if width is None else (width,)
+        return draw_concat([(rand.component((role_component + k) % 3), hi - lo) for k, lo, hi in self.chunks],
+                           dtype, inner)
 
     def draw_own(self, rand, role: int, dtype=np.uint64, width: int | None = None) -> np.ndarray:
         """A draw from the private stream of the server playing ``role``."""
-        parts = []
-        for k, lo, hi in self.chunks:
-            shape = (hi - lo,) if width is None else (hi - lo, width)
-            parts.append(rand.own((role + k) % 3).words(shape, dtype))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        inner = () if width is None else (width,)
+        return draw_concat([(rand.own((role + k) % 3), hi - lo) for k, lo, hi in self.chunks], dtype, inner)
 
     def exchange(self, chan, sends: Sequence[tuple], tag: str) -> list:
         """Send role messages in one round and return what each receiver got.
@@ -101,7 +96,15 @@ class Rotation:
         if len(got) != len(real):  # empty payloads are dropped by the channel
             return [np.asarray(send[2]) for send in sends]
         pieces: list[list] = [[] for _ in sends]
-        for (s, count), g in zip(index, got):
+        for (s, count), g, m in zip(index, got, real):
             bits = sends[s][3] if len(sends[s]) > 3 else None
-            pieces[s].append(g if bits is None else unpack_bits(g, bits, count))
-        return [p[0] if len(p) == 1 else np.concatenate(p, axis=0) for p in pieces]
+            pieces[s].append((g if bits is None else unpack_bits(g, bits, count), g is m.payload and bits is None))
+        out = []
+        for send, p in zip(sends, pieces):
+            if all(same for _, same in p):
+                # delivered unchanged (in-process channel): the chunks are views of the
+                # sent array, so reassembling them would only copy it
+                out.append(send[2])
+            else:
+                out.append(p[0][0] if len(p) == 1 else np.concatenate([g for g, _ in p], axis=0))
+        return out

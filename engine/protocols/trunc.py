@@ -46,13 +46,13 @@ _U = np.uint64
 # -- party-local steps (one kernel per role and step) ----------------------
 
 @numba.njit(cache=True, nogil=True)
-def _helper_step(ra, rb, a0, b0, m, out):
-    """Role 2: halves of r_low >> m and r_63 for role 1 -> out[:, 0], out[:, 1]."""
+def _helper_step(ra, rb, a0, b0, m, out_a, out_b):
+    """Role 2: role 1's halves of r_low >> m (out_a) and r_63 (out_b)."""
     low63 = _U((1 << 63) - 1)
     for i in range(ra.size):
         r = ra[i] + rb[i]
-        out[i, 0] = ((r & low63) >> _U(m)) - a0[i]
-        out[i, 1] = (r >> _U(63)) - b0[i]
+        out_a[i] = ((r & low63) >> _U(m)) - a0[i]
+        out_b[i] = (r >> _U(63)) - b0[i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -103,14 +103,15 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
     sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
     flat = lambda v: np.ascontiguousarray(v).reshape(-1)  # noqa: E731
 
-    halves = np.empty(shape + (2,), np.uint64)
-    _helper_step(flat(ra), flat(rb), flat(a0), flat(b0), m, halves.reshape(-1, 2))   # role 2
+    half_a = np.empty(shape, np.uint64)
+    half_b = np.empty(shape, np.uint64)
+    _helper_step(flat(ra), flat(rb), flat(a0), flat(b0), m, half_a.reshape(-1), half_b.reshape(-1))  # role 2
     msg0 = np.empty(shape, np.uint64)
     _mask_step(flat(A), flat(ra), _U(1 << 62), msg0.reshape(-1))                     # role 0
     msg1 = np.empty(shape, np.uint64)
     _mask_step(flat(B), flat(rb), _U(0), msg1.reshape(-1))                           # role 1
 
-    sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, halves)]
+    sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, half_a), (2, 1, half_b)]
     if C is not None:
         sends += [(2, 0, C), (2, 1, C)]
     got = rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
@@ -120,13 +121,11 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
 
     has_c = C is not None
     y0 = np.empty(shape, np.uint64)                           # role 0: c = msg0 + got(msg1) [+ C]
-    _correct_step(flat(msg0), flat(got[1]), flat(got[3]) if has_c else flat(msg0), has_c,
+    _correct_step(flat(msg0), flat(got[1]), flat(got[4]) if has_c else flat(msg0), has_c,
                   flat(a0), flat(b0), 1, m, flat(rho), y0.reshape(-1))
-    half_r = got[2].reshape(-1, 2)
     y1 = np.empty(shape, np.uint64)                           # role 1: c = got(msg0) + msg1 [+ C]
-    _correct_step(flat(got[0]), flat(msg1), flat(got[4]) if has_c else flat(msg1), has_c,
-                  np.ascontiguousarray(half_r[:, 0]), np.ascontiguousarray(half_r[:, 1]), 0, m,
-                  flat(sigma), y1.reshape(-1))
+    _correct_step(flat(got[0]), flat(msg1), flat(got[5]) if has_c else flat(msg1), has_c,
+                  flat(got[2]), flat(got[3]), 0, m, flat(sigma), y1.reshape(-1))
 
     got2 = rot.exchange(ctx.chan, [(0, 1, y0), (1, 0, y1)], tag=f"{tag}/trunc-reshare")
     return [rho, got2[0] + got2[1], sigma]
@@ -160,8 +159,35 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     return rot.assemble(out).reshape((3,) + shape)
 
 
+@numba.njit(cache=True, nogil=True)
+def _mul_roles(x, y, r, bounds, parts):
+    """parts[j, i] = role-j additive share of x_i * y_i (``arith.mul_local`` plus the
+    zero sharing r_s - r_{s+1}), where role j of element i in chunk k is server j + k."""
+    for k in range(3):
+        for i in range(bounds[k], bounds[k + 1]):
+            x0, x1, x2 = x[0, i], x[1, i], x[2, i]
+            y0, y1, y2 = y[0, i], y[1, i], y[2, i]
+            z0 = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
+            z1 = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
+            z2 = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
+            for j in range(3):
+                s = (j + k) % 3
+                parts[j, i] = z0 if s == 0 else (z1 if s == 1 else z2)
+
+
 def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul") -> np.ndarray:
-    """Fixed-point product: shares of (x * y) >> m in 2 rounds."""
-    z = mul_local(x, y)
-    z += ctx.rand.zero_sharing(z.shape[1:])
-    return trunc_additive(ctx, z, m, tag)
+    """Fixed-point product: shares of (x * y) >> m in 2 rounds.
+
+    The local products (``arith.mul_local``) and the zero sharing are formed
+    directly in the role layout of the truncation, in one pass.
+    """
+    shape = np.broadcast_shapes(x.shape, y.shape)[1:]
+    xf = np.ascontiguousarray(np.broadcast_to(x, (3,) + shape)).reshape(3, -1)
+    yf = np.ascontiguousarray(np.broadcast_to(y, (3,) + shape)).reshape(3, -1)
+    n = xf.shape[1]
+    rot = Rotation(n)
+    r = ctx.rand.components((n,))
+    parts = np.empty((3, n), np.uint64)
+    _mul_roles(xf, yf, r, rot.cuts, parts)
+    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag)
+    return rot.assemble(out).reshape((3,) + shape)
