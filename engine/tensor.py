@@ -20,6 +20,18 @@ from .protocols.trunc import trunc, trunc_additive
 from .ring import as_ring, const
 
 
+def _lift(shares: np.ndarray, ndim: int) -> np.ndarray:
+    """Shares [3, *s] as [3, 1, ..., 1, *s] with ``ndim`` value axes, so that numpy
+    broadcasting aligns value axes and never the party axis."""
+    extra = ndim - (shares.ndim - 1)
+    return shares.reshape((3,) + (1,) * extra + shares.shape[1:]) if extra > 0 else shares
+
+
+def _aligned(a: np.ndarray, b: np.ndarray) -> tuple:
+    nd = max(a.ndim, b.ndim) - 1
+    return _lift(a, nd), _lift(b, nd)
+
+
 def _check_shape(name: str, a, b) -> tuple:
     try:
         return np.broadcast_shapes(a, b)
@@ -142,7 +154,8 @@ class SharedTensor:
         if isinstance(other, SharedTensor):
             self._same_format("add", other)
             _check_shape("add", self.shape, other.shape)
-            return self._new(self.shares + other.shares)
+            a, b = _aligned(self.shares, other.shares)
+            return self._new(a + b)
         pub = self._public_ring("add", other)
         _check_shape("add", self.shape, pub.shape)
         out = self.shares.copy() if pub.shape == self.shape else np.broadcast_to(
@@ -159,7 +172,8 @@ class SharedTensor:
         if isinstance(other, SharedTensor):
             self._same_format("sub", other)
             _check_shape("sub", self.shape, other.shape)
-            return self._new(self.shares - other.shares)
+            a, b = _aligned(self.shares, other.shares)
+            return self._new(a - b)
         return self + _negate_public(other)
 
     def __rsub__(self, other):
@@ -175,14 +189,16 @@ class SharedTensor:
     def mul(self, other, tag: str = "mul") -> "SharedTensor":
         if isinstance(other, SharedTensor):
             self._check_other(tag, other)
-            _check_shape(tag, self.shape, other.shape)
+            shape = _check_shape(tag, self.shape, other.shape)
+            a, b = (np.ascontiguousarray(np.broadcast_to(s_, (3,) + shape))
+                    for s_ in _aligned(self.shares, other.shares))
             if self.fmt is not None and other.fmt is not None:
                 if self.fmt != other.fmt:
                     raise ValueError(f"{tag}: formats differ ({self.fmt} vs {other.fmt})")
                 from .protocols.trunc import mul_trunc
-                return self._new(mul_trunc(self.ctx, self.shares, other.shares, self.fmt.frac_bits, tag))
+                return self._new(mul_trunc(self.ctx, a, b, self.fmt.frac_bits, tag))
             fmt = self.fmt if self.fmt is not None else other.fmt
-            return self._new(arith.mul_ss(self.ctx, self.shares, other.shares, tag), fmt)
+            return self._new(arith.mul_ss(self.ctx, a, b, tag), fmt)
         arr = np.asarray(other)
         _check_shape(tag, self.shape, arr.shape)
         if arr.dtype.kind in "iu" or isinstance(other, int):

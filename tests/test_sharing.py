@@ -104,3 +104,16 @@ def test_share_from_server_sends_only_from_the_owner(ctx):
 def test_reveal_rejects_unknown_receiver(ctx):
     with pytest.raises(ValueError, match="cannot open to party"):
         arith.reveal(ctx, np.zeros((3, 2), np.uint64), "x", to=7)
+
+
+def test_broadcasting_never_aligns_the_party_axis(ctx, rng):
+    """[3, d] against [3, b, n, d]: with n == 3 a naive broadcast would silently mix parties."""
+    x = rng.normal(size=(2, 3, 4))
+    b = rng.normal(size=(4,))
+    sx, sb = SharedTensor.from_client(ctx, x), SharedTensor.from_client(ctx, b)
+    fx = ctx.fixed
+    e = lambda v: fx.decode(fx.encode(v))  # noqa: E731
+    assert np.abs((sx + sb).reveal("a") - (e(x) + e(b))).max() <= 2 * fx.ulp
+    assert np.abs((sx - sb).reveal("s") - (e(x) - e(b))).max() <= 2 * fx.ulp
+    assert np.abs((sx * sb).reveal("m") - e(x) * e(b)).max() <= 4 * fx.ulp
+    assert np.abs((sb * sx).reveal("m") - e(x) * e(b)).max() <= 4 * fx.ulp

@@ -1,1 +1,1 @@
-"""Hugging Face checkpoint loading; not written yet (see the encoder issue)."""
+"""Hugging Face checkpoints -> parameter trees (``checkpoint``) and the packaged default model (``default``)."""
