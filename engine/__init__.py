@@ -12,9 +12,9 @@ from .memory import tune_allocator
 
 tune_allocator()
 
-from .comm import CLIENT, Channel, Cost  # noqa: E402
+from .comm import CLIENT, MODEL_OWNER, Channel, Cost  # noqa: E402
 from .context import Context, EngineConfig  # noqa: E402
 from .fixed import FixedPoint  # noqa: E402
 from .tensor import SharedTensor  # noqa: E402
 
-__all__ = ["CLIENT", "Channel", "Context", "Cost", "EngineConfig", "FixedPoint", "SharedTensor"]
+__all__ = ["CLIENT", "MODEL_OWNER", "Channel", "Context", "Cost", "EngineConfig", "FixedPoint", "SharedTensor"]

