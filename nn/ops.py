@@ -8,6 +8,9 @@ float or integer numpy arrays.
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 
 from secptune.engine import SharedTensor, approx
@@ -18,11 +21,20 @@ def is_shared(x) -> bool:
 
 
 def matmul(a, b):
-    """a @ b; either operand may be shared; a public b may be float."""
+    """a @ b; either operand may be shared; a public b may be float.
+
+    A batch of rows times one matrix ([..., m, k] @ [k, n]) runs as a single
+    2-D product: one BLAS call (or one ring matmul) instead of a loop.
+    """
     if is_shared(a) or is_shared(b):
         if not is_shared(a):
             raise TypeError("matmul: a public left operand times shares is not supported; transpose")
+        if a.ndim > 2 and len(b.shape) == 2:
+            lead = a.shape[:-1]
+            return a.reshape(-1, a.shape[-1]).matmul(b).reshape(*lead, b.shape[-1])
         return a.matmul(b)
+    if a.ndim > 2 and b.ndim == 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[-1],))
     return np.matmul(a, b)
 
 
@@ -43,8 +55,8 @@ def _broadcast(x: SharedTensor, shape) -> SharedTensor:
 
 
 def scale(x, c: float):
-    """x times a public scalar."""
-    return x.mul(float(c)) if is_shared(x) else x * c
+    """x times a public scalar (a Python float, so float32 arrays stay float32)."""
+    return x.mul(float(c)) if is_shared(x) else x * float(c)
 
 
 def add(a, b):
@@ -102,22 +114,16 @@ def row_sq_norm(x, weight: float):
     return weight * np.sum(x * x, axis=-1)
 
 
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _gelu_exact(x):
+    return 0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))
+
+
 def gelu(x):
-    """Exact GELU on floats; the whole-line approximation on shares."""
+    """Exact GELU (erf) on floats; the whole-line approximation on shares."""
     if is_shared(x):
         return approx.gelu(x)
-    from math import erf
-    return x * 0.5 * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0))) if x.size < 4096 else _gelu_fast(x)
-
-
-def _gelu_fast(x):
-    # erf through scipy-free rational approximation would lose accuracy; use np.vectorize in blocks
-    from math import erf
-    flat = x.reshape(-1)
-    out = np.empty_like(flat)
-    v = np.frompyfunc(erf, 1, 1)
-    out[:] = v(flat / np.sqrt(2.0)).astype(flat.dtype)
-    return (x * 0.5 * (1.0 + out.reshape(x.shape))).astype(x.dtype)
+    return _gelu_exact(np.asarray(x))
 
 
 def layernorm(x, gamma, beta, eps: float):
