@@ -164,3 +164,34 @@ def test_float16_and_bfloat16_tensors_load(tmp_path):
         cfg, p = load_checkpoint(d)
         tol = 1e-3 if dt == "F16" else 1e-2
         np.testing.assert_allclose(p.word_emb, ref["embeddings.word_embeddings.weight"], atol=tol * 10, rtol=tol)
+
+
+def test_prompt_is_added_after_the_first_token_for_every_candidate():
+    cfg, p = load_checkpoint(FIX / "bert")
+    ex = np.load(FIX / "bert" / "expected.npz")
+    x = E.embed(p, cfg, ex["ids"])                       # [3, 12, 32]
+    prompts = np.random.default_rng(0).normal(size=(2, 4, 32))
+    out = E.add_prompt(x, prompts)
+    assert out.shape == (6, 12, 32)
+    np.testing.assert_array_equal(out[4, 1:5], x[1, 1:5] + prompts[1])   # candidate 1, example 1
+    np.testing.assert_array_equal(out[4, 0], x[1, 0])
+    np.testing.assert_array_equal(out[4, 5:], x[1, 5:])
+    ctx = Context(EngineConfig(seed=2))
+    shared = E.add_prompt(SharedTensor.from_client(ctx, x), prompts).reveal("p")
+    assert np.abs(shared - out).max() <= 2 * ctx.fixed.ulp
+    with pytest.raises(ValueError, match="does not fit"):
+        E.add_prompt(x, np.zeros((1, 12, 32)))
+
+
+def test_anchor_head_on_floats_and_shares():
+    from secptune.nn.heads import anchor_scores
+
+    rng = np.random.default_rng(1)
+    pooled = rng.normal(size=(5, 32))
+    anchors = rng.normal(size=(2, 32))
+    ref = anchor_scores(pooled, anchors, temperature=10.0)
+    cos = pooled @ (anchors / np.linalg.norm(anchors, axis=1, keepdims=True)).T / np.linalg.norm(pooled, axis=1)[:, None]
+    np.testing.assert_allclose(ref, 10.0 * cos)
+    ctx = Context(EngineConfig(seed=4))
+    got = anchor_scores(SharedTensor.from_client(ctx, pooled), anchors, temperature=10.0).reveal("s")
+    assert np.abs(got - ref).max() <= 1e-2
