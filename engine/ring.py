@@ -74,21 +74,27 @@ L0, L2, L1, S01 = 0, 1, 2, 3
 _LIMB_SLOT = (L0, L1, L2)           # slot of limb k
 
 
-@numba.njit(cache=True, nogil=True)
-def _split_kernel(a, buf):
-    """a: (B, n) uint64; buf: (B, 4, n) float64 <- l0, l2, l1, l0 + l1."""
+@numba.njit(inline="always")
+def _limbs(v):
+    """Signed limbs (l0, l1, l2) of one ring element: 22, 21 and 21 bits."""
     m21 = np.uint64((1 << 21) - 1)
     h21 = np.uint64(1 << 20)
     m22 = np.uint64((1 << 22) - 1)
     h22 = np.uint64(1 << 21)
+    x0 = np.int64((v + h22) & m22) - np.int64(h22)
+    v = (v - np.uint64(x0)) >> np.uint64(22)
+    x1 = np.int64((v + h21) & m21) - np.int64(h21)
+    v = (v - np.uint64(x1)) >> np.uint64(21)
+    x2 = np.int64((v + h21) & m21) - np.int64(h21)
+    return x0, x1, x2
+
+
+@numba.njit(cache=True, nogil=True)
+def _split_kernel(a, buf):
+    """a: (B, n) uint64; buf: (B, 4, n) float64 <- l0, l2, l1, l0 + l1."""
     for b in range(a.shape[0]):
         for i in range(a.shape[1]):
-            v = a[b, i]
-            x0 = np.int64((v + h22) & m22) - np.int64(h22)
-            v = (v - np.uint64(x0)) >> np.uint64(22)
-            x1 = np.int64((v + h21) & m21) - np.int64(h21)
-            v = (v - np.uint64(x1)) >> np.uint64(21)
-            x2 = np.int64((v + h21) & m21) - np.int64(h21)
+            x0, x1, x2 = _limbs(a[b, i])
             buf[b, 0, i] = x0
             buf[b, 1, i] = x2
             buf[b, 2, i] = x1
@@ -100,22 +106,13 @@ def _max_abs_slots(a):
     """Max |limb| per slot (l0, l2, l1, l0 + l1) of a (B, n) uint64 array.
 
     Integer reductions in local variables, so LLVM vectorises them."""
-    m21 = np.uint64((1 << 21) - 1)
-    h21 = np.uint64(1 << 20)
-    m22 = np.uint64((1 << 22) - 1)
-    h22 = np.uint64(1 << 21)
     b0 = np.int64(0)
     b1 = np.int64(0)
     b2 = np.int64(0)
     b3 = np.int64(0)
     for b in range(a.shape[0]):
         for i in range(a.shape[1]):
-            v = a[b, i]
-            x0 = np.int64((v + h22) & m22) - np.int64(h22)
-            v = (v - np.uint64(x0)) >> np.uint64(22)
-            x1 = np.int64((v + h21) & m21) - np.int64(h21)
-            v = (v - np.uint64(x1)) >> np.uint64(21)
-            x2 = np.int64((v + h21) & m21) - np.int64(h21)
+            x0, x1, x2 = _limbs(a[b, i])
             b0 = max(b0, abs(x0))
             b1 = max(b1, abs(x2))
             b2 = max(b2, abs(x1))

@@ -48,15 +48,10 @@ def add_prompt(x, prompts: np.ndarray):
     E, n, _ = x.shape
     if 1 + L > n:
         raise ValueError(f"prompt length {L} does not fit sequences of {n} tokens")
-    pad = np.zeros((P, n, d))
-    pad[:, 1:1 + L] = prompts
-    return ops.add(ops.reshape(_tile(x, P), (P, E, n, d)), pad[:, None]).reshape(P * E, n, d) \
-        if ops.is_shared(x) else (x[None] + pad[:, None]).reshape(P * E, n, d)
-
-
-def _tile(x, P):
-    from secptune.engine import SharedTensor
-    return SharedTensor.concat([x] * P, axis=0)
+    pad = np.zeros((P, 1, n, d))
+    pad[:, 0, 1:1 + L] = prompts
+    tiled = ops.reshape(ops.concat([x] * P, axis=0), (P, E, n, d))     # candidate-major copies
+    return ops.reshape(ops.add(tiled, pad), (P * E, n, d))
 
 
 def linear(x, w, b):

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..protocols.arith import mul_ss, share_public
+from ..protocols.arith import share_public
 from ..protocols.boolean import highest_bit_position
 from ..protocols.compare import relu
 from ..protocols.trunc import mul_trunc, trunc
@@ -67,11 +67,10 @@ def _factor_shares(bits: list, weights: list) -> list:
     return out
 
 
-def _normalise(ctx, x: np.ndarray, f: int, tag: str):
-    """For x in [1, 2^32) ring units: (m, K) with m = x 2^K / 2^32 in [0.5, 1) (scale f)
-    and K = 31 - J the arithmetic shares of the complement of x's top bit position,
-    as a list of bits K_b (b = 0..4).  Cost: 6 + 5 + 1 rounds for the position,
-    3 for x 2^K, 2 for the truncation."""
+def _exponent_bits(ctx, x: np.ndarray, tag: str) -> list:
+    """For x in [1, 2^32) ring units: arithmetic shares of the bits K_b (b = 0..4) of
+    K = 31 - J, J the position of x's highest set bit, so that x 2^K is in
+    [2^31, 2^32).  Cost: 6 + 5 + 1 rounds (``highest_bit_position``)."""
     pos = highest_bit_position(ctx, x, NORM_BITS, f"{tag}/norm")
     one = share_public(np.ones(x.shape[1:], np.uint64))
     K = [one - pos[b] for b in range(pos.shape[0])]
@@ -93,11 +92,11 @@ def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reci
     """
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
-    K = _normalise(ctx, xs, f, tag)
+    K = _exponent_bits(ctx, xs, tag)
     f0, f1, f2, f3, f4 = _factor_shares(K, [2**(2**b) for b in range(5)])
-    a, b, c = _mul_int_many(ctx, [(xs, f0), (f1, f2), (f3, f4)], f"{tag}/scale1")
-    d, e = _mul_int_many(ctx, [(a, b), (b, c)], f"{tag}/scale2")
-    xn, F = _mul_int_many(ctx, [(d, c), (e, f0)], f"{tag}/scale3")
+    a, b, c = mul_many(ctx, [(xs, f0), (f1, f2), (f3, f4)], None, f"{tag}/scale1")
+    d, e = mul_many(ctx, [(a, b), (b, c)], None, f"{tag}/scale2")
+    xn, F = mul_many(ctx, [(d, c), (e, f0)], None, f"{tag}/scale3")
     m = trunc(ctx, xn, NORM_BITS - f, f"{tag}/mantissa")
     y = share_public(np.full(m.shape[1:], const(round(2.9142 * 2**f)), np.uint64)) - const(2) * m
     two = share_public(np.full(m.shape[1:], const(2 << f), np.uint64))
@@ -127,12 +126,12 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     """
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
-    K = _normalise(ctx, xs, f, tag)
+    K = _exponent_bits(ctx, xs, tag)
     f0, f1, f2, f3, f4 = _factor_shares(K, [2**(2**b) for b in range(5)])
     g1, g2, g3, g4 = _factor_shares(K[1:], [2**(2**(b - 1)) for b in range(1, 5)])
-    a, b, c, g12, g34 = _mul_int_many(ctx, [(xs, f0), (f1, f2), (f3, f4), (g1, g2), (g3, g4)], f"{tag}/scale1")
-    d, G = _mul_int_many(ctx, [(a, b), (g12, g34)], f"{tag}/scale2")
-    (xn,) = _mul_int_many(ctx, [(d, c)], f"{tag}/scale3")
+    a, b, c, g12, g34 = mul_many(ctx, [(xs, f0), (f1, f2), (f3, f4), (g1, g2), (g3, g4)], None, f"{tag}/scale1")
+    d, G = mul_many(ctx, [(a, b), (g12, g34)], None, f"{tag}/scale2")
+    (xn,) = mul_many(ctx, [(d, c)], None, f"{tag}/scale3")
     m = trunc(ctx, xn, NORM_BITS - f, f"{tag}/mantissa")
     pw = powers(ctx, m, 2, f, f"{tag}/seed")
     r = combine(ctx, pw, coeffs.RSQRT_SEED_POLY, f, 4.0, f"{tag}/seed")
@@ -153,18 +152,4 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
 RSQRT_MAX_REL_ERR = 5e-4       # relative, on [1e-3, 1e4] (f = 18; measured 3.6e-4: 1 ulp of 1/sqrt(1e4))
 
 
-def _mul_int_many(ctx, pairs, tag: str) -> list:
-    """Integer (untruncated) products of several share pairs in one round."""
-    shapes = [a.shape for a, _ in pairs]
-    left = np.concatenate([a.reshape(3, -1) for a, _ in pairs], axis=1)
-    right = np.concatenate([b.reshape(3, -1) for _, b in pairs], axis=1)
-    out = mul_ss(ctx, left, right, tag)
-    res, start = [], 0
-    for s in shapes:
-        size = int(np.prod(s[1:], dtype=np.int64))
-        res.append(out[:, start:start + size].reshape(s))
-        start += size
-    return res
-
-
-__all__ = ["exp", "reciprocal", "rsqrt", "mul_many"]
+__all__ = ["exp", "reciprocal", "rsqrt"]

@@ -10,16 +10,18 @@ import math
 
 import numpy as np
 
+from ..protocols.arith import mul_ss
 from ..protocols.trunc import mul_trunc, trunc
 from ..ring import const
 
 
-def mul_many(ctx, pairs, m: int, tag: str) -> list:
-    """Fixed-point products of several (a, b) share pairs in one batch (2 rounds in all)."""
+def mul_many(ctx, pairs, m: int | None, tag: str) -> list:
+    """Products of several (a, b) share pairs in one batch: truncated by m bits
+    (2 rounds in all), or integer products for m = None (1 round)."""
     shapes = [np.broadcast_shapes(a.shape, b.shape) for a, b in pairs]
     left = np.concatenate([np.broadcast_to(a, s).reshape(3, -1) for (a, _), s in zip(pairs, shapes)], axis=1)
     right = np.concatenate([np.broadcast_to(b, s).reshape(3, -1) for (_, b), s in zip(pairs, shapes)], axis=1)
-    out = mul_trunc(ctx, left, right, m, tag)
+    out = mul_ss(ctx, left, right, tag) if m is None else mul_trunc(ctx, left, right, m, tag)
     res, start = [], 0
     for s in shapes:
         size = int(np.prod(s[1:], dtype=np.int64))
