@@ -90,18 +90,6 @@ def _even_bits(x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_words(v, hi, lo, both):
-    """For 64-bit v shifted left by one: bits at odd positions (hi), even (lo), and hi & lo."""
-    for i in range(v.size):
-        w = v[i]
-        h = _even_bits(w)                       # odd positions of (w << 1)
-        l_ = _even_bits(w << _U(1))             # even positions of (w << 1)
-        hi[i] = np.uint32(h)
-        lo[i] = np.uint32(l_)
-        both[i] = np.uint32(h & l_)
-
-
-@numba.njit(cache=True, nogil=True)
 def _tree_level(gh, t, hp, half, first, left, right, gh_out):
     """One tree level on flat arrays, from the previous level's AND.
 
@@ -128,66 +116,78 @@ def _tree_level(gh, t, hp, half, first, left, right, gh_out):
             right[i] = _even_bits(g) | (_even_bits(p) << _U(half))
 
 
-def _pairs(v: np.ndarray):
-    hi = np.empty(v.size, np.uint32)
-    lo = np.empty(v.size, np.uint32)
-    both = np.empty(v.size, np.uint32)
-    _pair_words(np.ascontiguousarray(v, dtype=np.uint64).reshape(-1), hi, lo, both)
-    return hi, lo, both
-
-
 # ----------------------------------------------------------------------------
 # MSB
+
+@numba.njit(inline="always")
+def _pair_bits(w):
+    """(h, l, h & l) of the 64-bit word w shifted left by one, as 32-bit words:
+    h = bits at odd positions, l = bits at even positions (dummy 0 at position 0)."""
+    h = _even_bits(w)
+    l_ = _even_bits(w << _U(1))
+    return np.uint32(h), np.uint32(l_), np.uint32(h & l_)
+
+
+@numba.njit(cache=True, nogil=True)
+def _role0_share(a, F0, F1, t0, t1, F2, t2):
+    """Role 0: the third components of a_h, a_l, a_h a_l (F2) and of a_63 (t2)."""
+    for i in range(a.size):
+        h, l_, hl = _pair_bits(a[i])
+        F2[i, 0] = h ^ F0[i, 0] ^ F1[i, 0]
+        F2[i, 1] = l_ ^ F0[i, 1] ^ F1[i, 1]
+        F2[i, 2] = hl ^ F0[i, 2] ^ F1[i, 2]
+        t2[i] = np.uint8(a[i] >> _U(63)) ^ t0[i] ^ t1[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cross(F, y, mg, mp, add_yhl, out):
+    """(G, P) cross terms of a share component F of (a_h, a_l, a_h a_l) with y, masked:
+    G = F_h Y_h ^ F_hl Y_l ^ F_l Y_hl ^ mg,  P = F_hl ^ F_h Y_l ^ F_l Y_h ^ mp (^ Y_hl)."""
+    for i in range(y.size):
+        yh, yl, yhl = _pair_bits(y[i])
+        fh, fl, fhl = F[i, 0], F[i, 1], F[i, 2]
+        out[i, 0] = (fh & yh) ^ (fhl & yl) ^ (fl & yhl) ^ mg[i]
+        p = fhl ^ (fh & yl) ^ (fl & yh) ^ mp[i]
+        if add_yhl:
+            p ^= yhl
+        out[i, 1] = p
+
 
 def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, tag: str):
     """Role-view boolean shares of level-1 (G, P) words (uint32) and of a_63 ^ y_63 (uint8)."""
     rand = ctx.rand
     n = xr.shape[1]
     a = xr[0] + xr[1]            # role 0
-    y = xr[2]                    # roles 1 and 2
-    Ah, Al, Ahl = _pairs(a)
-    Yh, Yl, Yhl = _pairs(y)
-    a63 = (a >> _U(63)).astype(np.uint8)
-    y63 = (y >> _U(63)).astype(np.uint8)
+    y = np.ascontiguousarray(xr[2])   # roles 1 and 2
 
     F0 = rot.draw(rand, 0, np.uint32, width=3)          # roles 0, 2
     F1 = rot.draw(rand, 1, np.uint32, width=3)          # roles 0, 1
     t0 = rot.draw(rand, 0, np.uint8) & np.uint8(1)
     t1 = rot.draw(rand, 1, np.uint8) & np.uint8(1)
     mask = rot.draw(rand, 2, np.uint32, width=4)        # roles 1, 2: mu0, mu1, nu0, nu1
-    F = np.stack([Ah, Al, Ahl], axis=1)
-    F2 = F ^ F0 ^ F1
-    t2 = a63 ^ t0 ^ t1
-
-    def cross(Fk):
-        """(G, P) cross terms of role-0 share component Fk with y."""
-        g = (Fk[:, 0] & Yh) ^ (Fk[:, 2] & Yl) ^ (Fk[:, 1] & Yhl)
-        p = Fk[:, 2] ^ (Fk[:, 0] & Yl) ^ (Fk[:, 1] & Yh)
-        return g, p
-
-    g0, p0 = cross(F0)           # role 2
-    g1, p1 = cross(F1)           # role 1
-    g0 ^= mask[:, 0]
-    p0 ^= mask[:, 2]
-    g1 ^= mask[:, 1]
-    p1 ^= mask[:, 3]
+    m0, m1, m2, m3 = (np.ascontiguousarray(mask[:, j]) for j in range(4))
+    F2 = np.empty((n, 3), np.uint32)
+    t2 = np.empty(n, np.uint8)
+    _role0_share(a, F0, F1, t0, t1, F2, t2)                        # role 0
+    gp0 = np.empty((n, 2), np.uint32)
+    _cross(F0, y, m0, m2, False, gp0)                              # role 2
+    gp1 = np.empty((n, 2), np.uint32)
+    _cross(F1, y, m1, m3, False, gp1)                              # role 1
     got = rot.exchange(
         ctx.chan,
         [
             (0, 1, F2), (0, 2, F2),
-            (1, 0, np.stack([g1, p1], axis=1)),
-            (2, 0, np.stack([g0, p0], axis=1)),
+            (1, 0, gp1),
+            (2, 0, gp0),
             (0, 1, t2, 1), (0, 2, t2, 1),     # a_63's third component, packed bits
         ],
         tag=f"{tag}/msb-share",
     )
-    F2r = got[0]
-    g2, p2 = cross(F2r)          # roles 1 and 2
-    g2 ^= mask[:, 0] ^ mask[:, 1]
-    p2 ^= mask[:, 2] ^ mask[:, 3] ^ Yhl
-    G = np.stack([got[3][:, 0], got[2][:, 0], g2])
-    P = np.stack([got[3][:, 1], got[2][:, 1], p2])
-    top = np.stack([t0, t1, got[4] ^ y63])
+    gp2 = np.empty((n, 2), np.uint32)
+    _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, gp2)                 # roles 1 and 2
+    G = np.stack([got[3][:, 0], got[2][:, 0], gp2[:, 0]])
+    P = np.stack([got[3][:, 1], got[2][:, 1], gp2[:, 1]])
+    top = np.stack([t0, t1, got[4] ^ (y >> _U(63)).astype(np.uint8)])
     return G, P, top
 
 
