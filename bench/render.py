@@ -1,6 +1,7 @@
-"""Render benchmark JSON lines as a Markdown table.
+"""Render benchmark JSON lines as Markdown tables.
 
-    python -m bench.render bench/results/ops.jsonl
+    python -m bench.render bench/results/ops.jsonl         # print one table
+    python -m bench.render --refresh README.md docs/*.md   # rewrite the marked result blocks
 """
 
 from __future__ import annotations
@@ -62,16 +63,62 @@ def render_rfa(rows: list) -> str:
     return "\n".join(out + ["", f"Measured at commit `{rows[0].get('commit', '?')}`."])
 
 
+def render_encoder(rows: list) -> str:
+    out = ["| mode | weights | attention | seconds | x plain float32 | rounds | bytes per server | max abs err (pooled) |",
+           "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        err = r.get("max_abs_err")
+        out.append(f"| {r['mode']} | {r['weights']} | {r['attention']} | {r['median_s']:.2f} | {r['ratio_to_plain']:.0f} "
+                   f"| {r['rounds']} | {r['bytes_per_party'] / 1e9:.2f} GB | {'-' if err is None else f'{err:.1e}'} |")
+    return "\n".join(out + ["", f"Batch {rows[0]['batch']} x {rows[0]['seq_len']} tokens; measured at commit "
+                             f"`{rows[0].get('commit', '?')}`."])
+
+
+def render_fidelity(rows: list) -> str:
+    out = ["| attention | sentences | pooled max abs err | pooled mean abs err | anchor argmax agreement |",
+           "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['attention']} | {r['sentences']} | {r['pooled_max_abs_err']:.2e} "
+                   f"| {r['pooled_mean_abs_err']:.2e} | {100 * r['anchor_argmax_agreement']:.1f}% |")
+    return "\n".join(out + ["", f"Measured at commit `{rows[0].get('commit', '?')}`."])
+
+
+def render_file(path: str) -> str:
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        return "(no results)"
+    if "kind" in rows[0]:
+        return render_attention(rows)
+    if "median_rel_err" in rows[0]:
+        return render_rfa(rows)
+    if "mode" in rows[0]:
+        return render_encoder(rows)
+    if "anchor_argmax_agreement" in rows[0]:
+        return render_fidelity(rows)
+    return render_ops(rows)
+
+
+def refresh(doc: str) -> None:
+    """Rewrite every block between <!-- results: FILE --> and <!-- /results --> in doc."""
+    import re
+
+    text = open(doc).read()
+
+    def sub(m):
+        return f"{m.group(1)}\n{render_file(m.group(2))}\n<!-- /results -->"
+
+    text = re.sub(r"(<!-- results: (\S+) -->)\n.*?\n<!-- /results -->", sub, text, flags=re.S)
+    open(doc, "w").write(text)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    with open(argv[0]) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    if rows and "kind" in rows[0]:
-        print(render_attention(rows))
-    elif rows and "median_rel_err" in rows[0]:
-        print(render_rfa(rows))
-    else:
-        print(render_ops(rows))
+    if argv and argv[0] == "--refresh":
+        for doc in argv[1:]:
+            refresh(doc)
+        return 0
+    print(render_file(argv[0]))
     return 0
 
 
