@@ -54,11 +54,6 @@ def as_ring(x) -> np.ndarray:
     raise TypeError(f"ring values must be integers, got dtype {arr.dtype}")
 
 
-def to_signed(x: np.ndarray) -> np.ndarray:
-    """Two's-complement view of ring elements as int64 (no copy)."""
-    return x.view(np.int64)
-
-
 def const(c: int) -> np.uint64:
     """A Python integer as a ring constant (reduced modulo 2^64)."""
     return _U(int(c) % (1 << 64))

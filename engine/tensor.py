@@ -225,14 +225,14 @@ class SharedTensor:
             self._check_other(tag, other)
             if other.ndim < 2 or self.shape[-1] != other.shape[-2]:
                 raise ValueError(f"{tag}: shapes {self.shape} and {other.shape} do not chain")
-            z = arith.matmul_local(self.shares, other.shares)
-            z += self.ctx.rand.zero_sharing(z.shape[1:])
             if self.fmt is not None and other.fmt is not None:
                 if self.fmt != other.fmt:
                     raise ValueError(f"{tag}: formats differ ({self.fmt} vs {other.fmt})")
+                z = arith.matmul_local(self.shares, other.shares)
+                z += self.ctx.rand.zero_sharing(z.shape[1:])
                 return self._new(trunc_additive(self.ctx, z, self.fmt.frac_bits, tag))
             fmt = self.fmt if self.fmt is not None else other.fmt
-            return self._new(arith.reshare(self.ctx, z, tag), fmt)
+            return self._new(arith.matmul_ss(self.ctx, self.shares, other.shares, tag), fmt)
         w = np.asarray(other)
         if w.ndim < 2 or self.shape[-1] != w.shape[-2]:
             raise ValueError(f"{tag}: shapes {self.shape} and {w.shape} do not chain")

@@ -117,3 +117,12 @@ def test_broadcasting_never_aligns_the_party_axis(ctx, rng):
     assert np.abs((sx - sb).reveal("s") - (e(x) - e(b))).max() <= 2 * fx.ulp
     assert np.abs((sx * sb).reveal("m") - e(x) * e(b)).max() <= 4 * fx.ulp
     assert np.abs((sb * sx).reveal("m") - e(x) * e(b)).max() <= 4 * fx.ulp
+
+
+def test_random_shares_open_to_fresh_uniform_values():
+    a = SharedTensor.random(Context(EngineConfig(seed=1)), (4096,)).reveal("r").view(np.uint64)
+    b = SharedTensor.random(Context(EngineConfig(seed=2)), (4096,)).reveal("r").view(np.uint64)
+    assert not np.array_equal(a, b)
+    top = (a >> np.uint64(60)).astype(np.int64)            # 16 buckets
+    counts = np.bincount(top, minlength=16)
+    assert ((counts - 256) ** 2 / 256).sum() < 45          # 15 degrees of freedom, p ~ 1e-4
