@@ -123,13 +123,21 @@ def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     a = ops.mul(ops.exp(shifted), mask)                                          # [..., h, n]
 
     pk = ops.mul(phi(k), _expand_cols(a, 2 * M))                                 # a_j phi(k_j)
-    pq = phi(q)
+    return _normalised_readout(phi(q), pk, v, inv_sqrt_m * inv_sqrt_m, cfg.guard)
+
+
+def _normalised_readout(pq, pk, v, scale: float, guard: float):
+    """out_i = phi(q_i) S / phi(q_i) z with S = pk^T v and z = pk^T 1, computed as one
+    product against [v | 1]; the normaliser is floored at ``guard``."""
+    dh = v.shape[-1]
     ones = np.ones(v.shape[:-1] + (1,))
     v1 = ops.concat([v, _as_like(ones, v)], axis=-1)                             # [..., n, dh + 1]
-    S = ops.matmul(ops.swap_last(pk), v1)                                        # [..., 2M, dh + 1]
-    out = ops.scale(ops.matmul(pq, S), inv_sqrt_m * inv_sqrt_m)                  # num | den
+    S = ops.matmul(ops.swap_last(pk), v1)                                        # [..., features, dh + 1]
+    out = ops.matmul(pq, S)
+    if scale != 1.0:
+        out = ops.scale(out, scale)
     num, den = out[..., :dh], out[..., dh]
-    den = ops.add(ops.relu(ops.add(den, -cfg.guard)), cfg.guard)                 # den >= guard
+    den = ops.add(ops.relu(ops.add(den, -guard)), guard)                         # den >= guard
     return ops.mul(num, _expand_cols(ops.reciprocal(den), dh))
 
 
@@ -155,12 +163,7 @@ def _positive_rfa(q, k, v, key_mask, cfg: AttentionConfig):
     uq = ops.matmul(q, Wt)
     mq = ops.max_last(uq)                                                        # [..., h, n]
     pq = ops.exp(ops.add(uq, ops.scale(_expand_cols(mq, M), -1.0)))
-    ones = np.ones(v.shape[:-1] + (1,))
-    S = ops.matmul(ops.swap_last(pk), ops.concat([v, _as_like(ones, v)], axis=-1))
-    out = ops.matmul(pq, S)
-    num, den = out[..., :dh], out[..., dh]
-    den = ops.add(ops.relu(ops.add(den, -cfg.guard)), cfg.guard)
-    return ops.mul(num, _expand_cols(ops.reciprocal(den), dh))
+    return _normalised_readout(pq, pk, v, 1.0, cfg.guard)
 
 
 def _expand_last(x, n):
