@@ -117,3 +117,49 @@ def share_weights(ctx, p, private: bool = True):
         for i, lp in enumerate(p.layers)
     ]
     return replace(p, layers=layers)
+
+
+def share_embeddings(ctx, p):
+    """The embedding tables and their LayerNorm, secret-shared by the model owner
+    (for the setting where the client has no copy of the table)."""
+    from dataclasses import replace
+
+    from secptune.engine import SharedTensor
+
+    def share(name, a):
+        return SharedTensor.from_model_owner(ctx, np.asarray(a, np.float64), name=name)
+
+    return replace(p, word_emb=share("word_emb", p.word_emb), pos_emb=share("pos_emb", p.pos_emb),
+                   type_emb=share("type_emb", p.type_emb), emb_ln_g=share("emb_ln_g", p.emb_ln_g),
+                   emb_ln_b=share("emb_ln_b", p.emb_ln_b))
+
+
+def embed_on_shares(ctx, sp, cfg, ids: np.ndarray, type_ids: np.ndarray | None = None):
+    """Embedding-layer output on shares from secret-shared tables (``share_embeddings``).
+
+    The client secret-shares the one-hot rows of its token ids (and type ids);
+    one integer-by-fixed-point matmul per table selects the rows (a resharing,
+    no truncation).  Positions are public, so their rows are read off the
+    shared table locally.  Done once per dataset and cached as shares.
+    Cost: the client sends 48 B per token per vocabulary entry (the one-hot);
+    the servers 8 B per output element per table, plus the LayerNorm.
+    """
+    from secptune.engine import SharedTensor
+
+    ids = np.asarray(ids)
+    b, n = ids.shape
+    if ids.max(initial=0) >= cfg.vocab_size or ids.min(initial=0) < 0:
+        raise ValueError(f"token ids must be in [0, {cfg.vocab_size}), got [{ids.min()}, {ids.max()}]")
+    tt = np.zeros_like(ids) if type_ids is None else np.asarray(type_ids)
+
+    def onehot(idx, size, name):
+        oh = np.zeros((idx.size, size), np.int64)
+        oh[np.arange(idx.size), idx.reshape(-1)] = 1
+        return SharedTensor.from_client(ctx, oh, fmt=None, name=name)
+
+    words = onehot(ids, cfg.vocab_size, "token-onehot").matmul(sp.word_emb, tag="embed/words")
+    types = onehot(tt, cfg.type_vocab_size, "type-onehot").matmul(sp.type_emb, tag="embed/types")
+    pos = position_ids(ids, cfg.pad_token_id, cfg.arch).reshape(-1)
+    rows = sp.pos_emb[pos]                                            # public positions: local
+    x = (words + types + rows).reshape(b, n, cfg.hidden)
+    return ops.layernorm(x, sp.emb_ln_g, sp.emb_ln_b, cfg.layer_norm_eps)

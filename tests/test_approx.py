@@ -85,6 +85,15 @@ def test_softmax_with_padding_mask(rng):
     assert np.all(got[mask == 0] == 0)
 
 
+def test_layernorm_error_over_the_variance_range(rng):
+    for var in (approx.LAYERNORM_MIN_VAR, 1e-1, 10.0, 1e3, 1e4):
+        h = rng.normal(size=(8, 384)) * np.sqrt(var)
+        he = enc(h)
+        ref = (he - he.mean(-1, keepdims=True)) / np.sqrt(he.var(-1, keepdims=True) + 1e-12)
+        got = approx.layernorm(share(h)).reveal("t")
+        assert (np.abs(got - ref).max(-1) / np.abs(ref).max(-1)).max() <= approx.LAYERNORM_MAX_REL_ERR, var
+
+
 def test_layernorm_on_bert_like_activations(rng):
     h = rng.normal(size=(12, 384)) * rng.uniform(0.3, 3.0, size=(12, 1)) + rng.normal(size=(12, 1))
     h[:, 7] *= 25.0                 # an outlier dimension, as BERT has

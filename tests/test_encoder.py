@@ -195,3 +195,19 @@ def test_anchor_head_on_floats_and_shares():
     ctx = Context(EngineConfig(seed=4))
     got = anchor_scores(SharedTensor.from_client(ctx, pooled), anchors, temperature=10.0).reveal("s")
     assert np.abs(got - ref).max() <= 1e-2
+
+
+def test_embedding_lookup_on_shares_matches_the_client_side_embedding():
+    cfg, p = load_checkpoint(FIX / "roberta")
+    ex = np.load(FIX / "roberta" / "expected.npz")
+    ctx = Context(EngineConfig(seed=6))
+    sp = E.share_embeddings(ctx, p)
+    with ctx.chan.measure() as m:
+        got = E.embed_on_shares(ctx, sp, cfg, ex["ids"]).reveal("emb")
+    ref = E.embed(p, cfg, ex["ids"])
+    # the tiny model's embedding rows have variance ~1e-3, below LAYERNORM_MIN_VAR, where one
+    # ulp of the variance costs ~4e-3 relative (see approx.activations)
+    assert np.abs(got - ref).max() <= 2e-2
+    tokens = ex["ids"].size
+    one_hot_bytes = 48 * tokens * (cfg.vocab_size + cfg.type_vocab_size)
+    assert m.cost.bytes_sent[3] == one_hot_bytes       # the client sends only the one-hot rows

@@ -24,6 +24,7 @@ from .activations import (  # noqa: F401  (bounds, re-exported for callers and t
     GELU_POLY_MAX_ABS_ERR,
     GELU_POLY_RANGE,
     LAYERNORM_MAX_REL_ERR,
+    LAYERNORM_MIN_VAR,
     SOFTMAX_MAX_ABS_ERR,
 )
 from .elementary import (  # noqa: F401

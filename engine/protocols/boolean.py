@@ -255,49 +255,19 @@ def a2b(ctx, x: np.ndarray, tag: str = "a2b") -> np.ndarray:
     Cost: 7 rounds; 32/3 B (rotated first round) + 5 * 16 + 8 B per element
     per server.
     """
-    n = x.shape[1]
-    rot = Rotation(n)
-    xr = rot.to_roles(x)
-    rand = ctx.rand
-    a = xr[0] + xr[1]                 # role 0
-    y = xr[2]                         # roles 1, 2
-    a0 = rot.draw(rand, 0)
-    a1 = rot.draw(rand, 1)
-    mu = rot.draw(rand, 2, width=2)
-    a2 = a ^ a0 ^ a1
-    g0 = (a0 & y) ^ mu[:, 0]          # role 2
-    g1 = (a1 & y) ^ mu[:, 1]          # role 1
-    got = rot.exchange(ctx.chan, [(0, 1, a2), (0, 2, a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
-    a2r = got[0]
-    G = rot.to_real(np.stack([got[3], got[2], (a2r & y) ^ mu[:, 0] ^ mu[:, 1]]))
-    p = rot.to_real(np.stack([a0, a1, a2r ^ y]))
-    P = p.copy()
-    d = 1
-    while d < 64:
-        sh = _U(d)
-        if d < 32:
-            t = and_bb(ctx, np.concatenate([P, P], axis=1), np.concatenate([G << sh, P << sh], axis=1),
-                       64, tag=f"{tag}/prefix{d}")
-            G = G ^ t[:, :n]
-            P = t[:, n:]
-        else:
-            G = G ^ and_bb(ctx, P, G << sh, 64, tag=f"{tag}/prefix{d}")
-        d *= 2
-    return p ^ (G << _U(1))
+    return a2b_word(ctx, x, 64, tag)
 
 
 def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
     """Boolean shares [3, n] of x mod 2^width (width 32 or 64) from arithmetic shares.
 
     Reducing shares modulo 2^width is a ring homomorphism, so a value known to
-    be below 2^width needs only a width-bit adder.  Same structure as ``a2b``.
+    be below 2^width needs only a width-bit adder (see ``a2b``).
     Cost (width 32): 6 rounds; 16/3 B + 4 * 8 + 4 B per element per server.
     """
-    if width == 64:
-        return a2b(ctx, x, tag)
-    if width != 32:
+    if width not in (32, 64):
         raise ValueError(f"{tag}: a2b_word supports widths 32 and 64, got {width}")
-    dt = np.uint32
+    dt = np.uint32 if width == 32 else np.uint64
     n = x.shape[1]
     rot = Rotation(n)
     a = (rot.role(x, 0) + rot.role(x, 1)).astype(dt)     # role 0
