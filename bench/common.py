@@ -30,9 +30,10 @@ def git_commit() -> str:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
             cwd=Path(__file__).resolve().parent,
         )
+        # results written by earlier benchmarks of the same run do not make the code dirty
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-            cwd=Path(__file__).resolve().parent,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
