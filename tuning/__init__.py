@@ -1,1 +1,1 @@
-"""Tasks, data and the client/server tuning loop; not written yet (see the tuning issue)."""
+"""Tasks, data and metrics (``tasks``, ``data``, ``metrics``); the tuning loop comes with the tuning issue."""

@@ -1,0 +1,103 @@
+"""The five few-shot tasks (Black-Box Tuning's templates and label words), plus user-defined tasks.
+
+A task knows its template (``<P>`` marks where the prompt tokens go, ``<mask>``
+the masked-LM position, ``{text}`` / ``{s1}`` / ``{s2}`` the example's
+texts), its label words (masked-LM head) and anchor texts (embedding head),
+its metric, and where its files are and how they are laid out.  A new task
+is a small JSON file (``load_task``) with the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .data import Columns, DataError, read_examples
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    template: str
+    label_words: tuple
+    anchors: tuple
+    metric: Literal["accuracy", "f1"] = "accuracy"
+    columns: Columns = Columns(texts=(("sentence", "text"),), label=("label",))
+    label_map: dict = field(default_factory=lambda: {"0": 0, "1": 1})
+    folder: str = ""                       # under <data>/k-shot/
+    test_file: str = "test.tsv"
+    test_columns: Columns | None = None    # when the test file is laid out differently
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_words)
+
+    def __post_init__(self):
+        if len(self.anchors) != len(self.label_words):
+            raise ValueError(f"task {self.name}: {len(self.anchors)} anchors for {len(self.label_words)} classes")
+        if sorted(set(self.label_map.values())) != list(range(len(self.label_words))):
+            raise ValueError(f"task {self.name}: label_map values must be 0..{len(self.label_words) - 1}")
+        if "<P>" not in self.template:
+            raise ValueError(f"task {self.name}: the template has no <P> (prompt) placeholder")
+
+    def fill(self, texts: tuple) -> str:
+        """The template with the example's texts (the <P> and <mask> markers stay)."""
+        names = ("text",) if len(texts) == 1 else ("s1", "s2")
+        return self.template.format(**dict(zip(names, texts)))
+
+    def split_path(self, data_dir, split: str, part: Literal["train", "dev"]) -> Path:
+        return Path(data_dir) / "k-shot" / self.folder / split / f"{part}.tsv"
+
+    def load(self, data_dir, split: str = "16-13", part: str = "train") -> list:
+        """Examples of a few-shot split ("train", "dev") or of the test set ("test")."""
+        if part == "test":
+            path = Path(data_dir) / "k-shot" / self.folder / self.test_file
+            return read_examples(path, self.test_columns or self.columns, self.label_map)
+        return read_examples(self.split_path(data_dir, split, part), self.columns, self.label_map)
+
+
+_PAIR = Columns(texts=(("sentence1",), ("sentence2",)), label=("label",))
+
+TASKS = {
+    "sst2": Task("sst2", "<P> . {text} . It was <mask> .", ("bad", "great"),
+                 ("It was bad.", "It was great."), folder="SST-2"),
+    "yelp": Task("yelp", "<P> . {text} . It was <mask> .", ("bad", "great"),
+                 ("It was bad.", "It was great."), folder="yelp-2", test_file="test.txt",
+                 columns=Columns(texts=(("text", "sentence"),), label=("label",))),
+    "agnews": Task("agnews", "<P> . <mask> News: {text}", ("World", "Sports", "Business", "Tech"),
+                   ("World news.", "Sports news.", "Business news.", "Technology news."),
+                   folder="agnews", columns=Columns(texts=(("text", "sentence"),), label=("label",)),
+                   label_map={"0": 0, "1": 1, "2": 2, "3": 3}),
+    "mrpc": Task("mrpc", "<P> . {s1} ? <mask> , {s2}", ("No", "Yes"),
+                 ("The two sentences mean different things.", "The two sentences mean the same thing."),
+                 metric="f1", folder="MRPC",
+                 columns=Columns(texts=(("#1 String",), ("#2 String",)), label=("Quality",))),
+    "rte": Task("rte", "<P> . {s1} ? <mask> , {s2}", ("Yes", "No"),
+                ("The second sentence follows from the first.", "The second sentence does not follow from the first."),
+                folder="RTE", columns=_PAIR, label_map={"entailment": 0, "not_entailment": 1}),
+}
+
+
+def load_task(path) -> Task:
+    """A user-defined task from JSON: name, template, label_words, anchors, metric,
+    text_columns (list of lists of accepted names), label_column (list), label_map."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read the task file ({e})") from None
+    for key in ("name", "template", "label_words", "anchors"):
+        if key not in raw:
+            raise DataError(f"{path}: field {key!r} is missing")
+    labels = raw.get("label_map") or {str(i): i for i in range(len(raw["label_words"]))}
+    cols = Columns(
+        texts=tuple(tuple(c) for c in raw.get("text_columns", [["sentence", "text"]])),
+        label=tuple(raw.get("label_column", ["label"])),
+    )
+    try:
+        return Task(raw["name"], raw["template"], tuple(raw["label_words"]), tuple(raw["anchors"]),
+                    metric=raw.get("metric", "accuracy"), columns=cols, label_map=dict(labels))
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
