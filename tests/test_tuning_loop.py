@@ -1,0 +1,65 @@
+"""The tuning loop on a tiny checkpoint: plain and secure take the same CMA-ES path."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from secptune.engine import CLIENT
+from secptune.tuning.loop import Projection, Scorer, TuneConfig, cross_entropy, tune
+from secptune.weights.checkpoint import load_checkpoint
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def setup(mode, **kw):
+    cfg, p = load_checkpoint(FIX / "bert")
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 99, size=(4, 10))
+    ids[:, 0] = 2
+    mask = np.ones((4, 10))
+    mask[2, 8:] = 0
+    anchors = rng.normal(size=(2, cfg.hidden))
+    tc = TuneConfig(prompt_len=3, subspace_dim=8, popsize=4, budget=12, mode=mode, engine_seed=5, **kw)
+    return Scorer(cfg, p, ids, mask, anchors, tc), np.array([0, 1, 0, 1]), tc
+
+
+def test_cross_entropy():
+    s = np.array([[0.0, 0.0], [10.0, 0.0]])
+    assert cross_entropy(s, np.array([0, 0])) == pytest.approx((np.log(2) + np.log1p(np.exp(-10))) / 2)
+
+
+def test_projection_shape_and_scale():
+    proj = Projection(d=500, L=5, hidden=32, sigma_emb=0.05, seed=1)
+    p = proj(np.ones((3, 500)))
+    assert p.shape == (3, 5, 32)
+    assert proj.A.std() == pytest.approx(0.05 / np.sqrt(500), rel=0.05)
+
+
+def test_plain_loop_spends_the_budget_and_keeps_the_best():
+    scorer, labels, tc = setup("plain")
+    res = tune(scorer, labels, tc)
+    assert len(res["history"]) == 3 and scorer.calls == 12
+    assert res["loss"] == min(g.best_loss for g in res["history"])
+    assert res["prompt"].shape == (3, 32)
+
+
+def test_secure_loop_follows_the_plain_path_and_opens_only_scores():
+    plain, labels, tc = setup("plain")
+    secure, _, tcs = setup("mpc", private_weights=True)
+    rp = tune(plain, labels, tc)
+    with secure.ctx.chan.measure() as m:
+        rs = tune(secure, labels, tcs)
+    for gp, gs in zip(rp["history"], rs["history"]):
+        assert np.allclose(gp.losses, gs.losses, atol=2e-2)
+    np.testing.assert_allclose(rp["z"], rs["z"])
+    unmasked = [o for o in m.openings if not o.masked]
+    assert unmasked and all(o.receivers == (CLIENT,) and o.tag.endswith("/scores") for o in unmasked)
+    assert [o.shape for o in unmasked] == [(16, 2)] * 3
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="mode"):
+        TuneConfig(mode="fast")
+    with pytest.raises(ValueError, match="budget"):
+        TuneConfig(budget=5, popsize=20)

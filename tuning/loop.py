@@ -1,0 +1,154 @@
+"""Forward-only prompt tuning (Black-Box Tuning) with the forward pass in plaintext or on shares.
+
+Roles: the client (data owner) holds the examples, the projection A and the
+CMA-ES state; every generation it asks CMA-ES for ``popsize`` points z_j,
+maps each to a prompt p_j = A z_j (L x hidden) and has the class scores of
+all candidates x all training examples computed; it opens the scores,
+computes each candidate's loss and tells CMA-ES.  In ``mpc`` mode the
+training inputs are shared once and cached as shares, each generation shares
+only the new prompts, and the scores are opened to the client alone.
+
+This module is the loop as a library; the ``secptune tune`` command, run
+folders and resumption come with the tuning issue's CLI.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from secptune.engine import CLIENT, Context, EngineConfig, SharedTensor
+from secptune.nn import encoder as E
+from secptune.nn.attention import AttentionConfig
+from secptune.nn.heads import anchor_scores
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Black-Box Tuning's settings as defaults (prompt length 50, d 500, popsize 20,
+    sigma 1, budget 8000 model calls); ``mode`` plain or mpc."""
+
+    prompt_len: int = 50
+    subspace_dim: int = 500
+    popsize: int = 20
+    sigma: float = 1.0
+    budget: int = 8000
+    temperature: float = 20.0
+    seed: int = 0
+    mode: Literal["plain", "mpc"] = "plain"
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    private_weights: bool = True
+    engine_seed: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("plain", "mpc"):
+            raise ValueError(f"TuneConfig.mode must be 'plain' or 'mpc', got {self.mode!r}")
+        if self.budget < self.popsize:
+            raise ValueError(f"TuneConfig.budget {self.budget} is below one generation ({self.popsize} calls)")
+
+
+class Projection:
+    """The client's random projection A: R^d -> R^(L x hidden), std sigma_emb / sqrt(d) (BBT)."""
+
+    def __init__(self, d: int, L: int, hidden: int, sigma_emb: float, seed: int):
+        rng = np.random.default_rng(seed)
+        self.A = rng.normal(0.0, sigma_emb / np.sqrt(d), size=(d, L * hidden))
+        self.shape = (L, hidden)
+
+    def __call__(self, Z: np.ndarray) -> np.ndarray:
+        """[P, d] -> prompts [P, L, hidden]."""
+        return (np.asarray(Z) @ self.A).reshape((-1,) + self.shape)
+
+
+def cross_entropy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of softmax(scores) against labels: scores [E, C]."""
+    s = scores - scores.max(-1, keepdims=True)
+    logp = s - np.log(np.exp(s).sum(-1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+class Scorer:
+    """Class scores for a batch of prompts on fixed, pre-tokenised examples.
+
+    plain: float64 forward.  mpc: the embedding-layer output of the examples
+    is shared by the client once; weights public or shared by the model
+    owner once; each call shares the prompts, runs the secure forward and
+    opens the [P, E, C] scores to the client only.
+    """
+
+    def __init__(self, cfg_model, params, ids: np.ndarray, mask: np.ndarray, anchors: np.ndarray,
+                 tune: TuneConfig):
+        self.cfg, self.params, self.mask, self.tune = cfg_model, params, np.asarray(mask), tune
+        self.anchors = anchors
+        self.x = E.embed(params, cfg_model, ids)                        # client side
+        self.calls = 0
+        if tune.mode == "mpc":
+            self.ctx = Context(EngineConfig(seed=tune.engine_seed))
+            self.weights = E.share_weights(self.ctx, params, private=tune.private_weights)
+            self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
+
+    def __call__(self, prompts: np.ndarray, tag: str = "scores") -> np.ndarray:
+        P = prompts.shape[0]
+        n_ex = self.x.shape[0]
+        self.calls += P
+        mask = np.tile(self.mask, (P, 1))
+        att = self.tune.attention
+        if self.tune.mode == "plain":
+            h = E.encode(self.params, E.add_prompt(self.x, prompts), mask, self.cfg, att)
+            s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
+            return s.reshape(P, n_ex, -1)
+        L, d = prompts.shape[1:]
+        n = self.x.shape[1]
+        full = np.zeros((P, n, d))
+        full[:, 1:1 + L] = prompts
+        shared_prompts = SharedTensor.from_client(self.ctx, full, name="prompts")   # [P, n, d]
+        tiled = SharedTensor.concat([self.x_shared] * P, axis=0).reshape(P, n_ex, n, d)
+        x = (tiled + shared_prompts.reshape(P, 1, n, d)).reshape(P * n_ex, n, d)
+        h = E.encode(self.weights, x, mask, self.cfg, att)
+        s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
+        return s.reveal(tag, to=CLIENT).reshape(P, n_ex, -1)
+
+
+@dataclass
+class Generation:
+    index: int
+    losses: list
+    best_loss: float
+    train_accuracy: float          # of the generation's best candidate
+    calls: int
+
+
+def tune(scorer: Scorer, labels: np.ndarray, tune_cfg: TuneConfig, on_generation=None) -> dict:
+    """Run CMA-ES until the budget of model calls is spent; returns the best point,
+    its prompt, its training loss and the per-generation history."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # cma without matplotlib
+        import cma
+
+    d, hidden = tune_cfg.subspace_dim, scorer.cfg.hidden
+    sigma_emb = float(np.std(scorer.params.word_emb))
+    proj = Projection(d, tune_cfg.prompt_len, hidden, sigma_emb, tune_cfg.seed)
+    es = cma.CMAEvolutionStrategy(np.zeros(d), tune_cfg.sigma,
+                                  {"popsize": tune_cfg.popsize, "seed": tune_cfg.seed + 1, "verbose": -9})
+    labels = np.asarray(labels)
+    history, best = [], (np.inf, None)
+    gen = 0
+    while scorer.calls + tune_cfg.popsize <= tune_cfg.budget:
+        Z = np.asarray(es.ask())
+        scores = scorer(proj(Z), tag=f"gen{gen}/scores")
+        losses = [cross_entropy(s, labels) for s in scores]
+        es.tell(list(Z), losses)
+        j = int(np.argmin(losses))
+        if losses[j] < best[0]:
+            best = (losses[j], Z[j])
+        acc = float(np.mean(np.argmax(scores[j], -1) == labels))
+        g = Generation(gen, losses, losses[j], acc, scorer.calls)
+        history.append(g)
+        if on_generation:
+            on_generation(g)
+        gen += 1
+    return {"z": best[1], "prompt": proj(best[1][None])[0], "loss": best[0], "history": history,
+            "projection_seed": tune_cfg.seed}
