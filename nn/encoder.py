@@ -48,7 +48,7 @@ def add_prompt(x, prompts: np.ndarray):
     E, n, _ = x.shape
     if 1 + L > n:
         raise ValueError(f"prompt length {L} does not fit sequences of {n} tokens")
-    pad = np.zeros((P, 1, n, d))
+    pad = np.zeros((P, 1, n, d), dtype=np.float64 if ops.is_shared(x) else x.dtype)
     pad[:, 0, 1:1 + L] = prompts
     tiled = ops.reshape(ops.concat([x] * P, axis=0), (P, E, n, d))     # candidate-major copies
     return ops.reshape(ops.add(tiled, pad), (P * E, n, d))

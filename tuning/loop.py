@@ -80,14 +80,19 @@ class Scorer:
     """
 
     def __init__(self, cfg_model, params, ids: np.ndarray, mask: np.ndarray, anchors: np.ndarray,
-                 tune: TuneConfig):
+                 tune: TuneConfig, ctx: Context | None = None, weights=None):
+        """``ctx`` and ``weights``: an existing run's context and server-side weights
+        (so a dev or test scorer reuses the weights shared once)."""
         self.cfg, self.params, self.mask, self.tune = cfg_model, params, np.asarray(mask), tune
         self.anchors = anchors
         self.x = E.embed(params, cfg_model, ids)                        # client side
+        if tune.mode == "plain":
+            self.x = self.x.astype(np.float32)                          # the plaintext reference runs in float32
         self.calls = 0
         if tune.mode == "mpc":
-            self.ctx = Context(EngineConfig(seed=tune.engine_seed))
-            self.weights = E.share_weights(self.ctx, params, private=tune.private_weights)
+            self.ctx = ctx or Context(EngineConfig(seed=tune.engine_seed))
+            self.weights = weights if weights is not None else E.share_weights(
+                self.ctx, params, private=tune.private_weights)
             self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
 
     def __call__(self, prompts: np.ndarray, tag: str = "scores") -> np.ndarray:
@@ -97,7 +102,7 @@ class Scorer:
         mask = np.tile(self.mask, (P, 1))
         att = self.tune.attention
         if self.tune.mode == "plain":
-            h = E.encode(self.params, E.add_prompt(self.x, prompts), mask, self.cfg, att)
+            h = E.encode(self.params, E.add_prompt(self.x, prompts.astype(np.float32)), mask, self.cfg, att)
             s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
             return s.reshape(P, n_ex, -1)
         L, d = prompts.shape[1:]

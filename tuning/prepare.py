@@ -1,0 +1,70 @@
+"""From a task, a model folder and a data folder to tokenised inputs and anchors.
+
+Inputs follow Black-Box Tuning: [CLS], L placeholder tokens (the prompt is
+added to their embeddings), the filled template, [SEP]; capped at
+``max_len`` tokens by cutting the example text, never the template.  The
+embedding head compares the mean-pooled sentence embedding with each class's
+anchor text, embedded once by the same model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from secptune.nn import encoder as E
+
+
+def load_tokenizer(model_dir: Path):
+    from tokenizers import Tokenizer
+
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the model folder has no tokenizer.json")
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()        # the packaged MiniLM's tokenizer pads and cuts to 128 otherwise
+    tok.no_truncation()
+    return tok
+
+
+def _special(tok, *names):
+    for n in names:
+        i = tok.token_to_id(n)
+        if i is not None:
+            return i
+    raise ValueError(f"tokenizer has none of the tokens {names}")
+
+
+def encode_examples(tok, task, examples, prompt_len: int, max_len: int):
+    """ids [E, n], key mask [E, n] (n = the longest sequence), labels [E]."""
+    cls_id, sep_id = _special(tok, "[CLS]", "<s>"), _special(tok, "[SEP]", "</s>")
+    unk_id = _special(tok, "[UNK]", "<unk>")
+    mask_tok = "[MASK]" if tok.token_to_id("[MASK]") is not None else "<mask>"
+    seqs = []
+    for e in examples:
+        text = task.fill(e.texts).replace("<P>", "").replace("<mask>", mask_tok).strip(" .") or mask_tok
+        body = tok.encode(text).ids[1:-1]
+        room = max_len - 2 - prompt_len
+        if room < 1:
+            raise ValueError(f"max_len {max_len} leaves no room after a prompt of {prompt_len} tokens")
+        seqs.append([cls_id] + [unk_id] * prompt_len + body[:room] + [sep_id])
+    n = max(map(len, seqs))
+    ids = np.zeros((len(seqs), n), np.int64)
+    mask = np.zeros((len(seqs), n))
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = s
+        mask[i, :len(s)] = 1
+    return ids, mask, np.array([e.label for e in examples])
+
+
+def anchor_embeddings(tok, cfg, params, task) -> np.ndarray:
+    """Mean-pooled embeddings of the task's anchor texts (plaintext, public inputs)."""
+    enc = [tok.encode(a).ids for a in task.anchors]
+    n = max(map(len, enc))
+    ids = np.zeros((len(enc), n), np.int64)
+    mask = np.zeros((len(enc), n))
+    for i, e in enumerate(enc):
+        ids[i, :len(e)] = e
+        mask[i, :len(e)] = 1
+    return E.mean_pool(E.encode(params, E.embed(params, cfg, ids), mask, cfg), mask)

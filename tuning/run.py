@@ -1,0 +1,191 @@
+"""A tuning run in a folder: config, per-generation log, resumable state, best prompt, metrics.
+
+    <out>/config.json     the run's settings (a rerun with other settings is refused)
+    <out>/log.jsonl       one line per generation (and per dev evaluation)
+    <out>/state.pkl       CMA-ES and the loop's state after the last finished generation
+    <out>/prompt.npz      the best prompt by dev metric: z, projection seed, prompt matrix
+    <out>/metrics.json    final dev and test metrics
+
+Every generation is written before the next starts, so an interrupted run
+loses at most the generation in flight; running the same command again
+resumes from ``state.pkl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from secptune.engine.network import LAN, WAN
+from secptune.nn.attention import AttentionConfig
+from secptune.weights.checkpoint import load_checkpoint
+
+from .loop import Projection, Scorer, TuneConfig, cross_entropy
+from .metrics import score
+from .prepare import anchor_embeddings, encode_examples, load_tokenizer
+from .tasks import TASKS, Task
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str
+    data: str
+    split: str
+    model: str
+    mode: str
+    prompt_len: int
+    subspace_dim: int
+    popsize: int
+    sigma: float
+    budget: int
+    max_len: int
+    attention: str
+    features: int
+    weights: str
+    eval_every: int
+    patience: int
+    seed: int
+    test_limit: int
+
+
+class RunError(RuntimeError):
+    pass
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _tune_config(spec: RunSpec) -> TuneConfig:
+    return TuneConfig(prompt_len=spec.prompt_len, subspace_dim=spec.subspace_dim, popsize=spec.popsize,
+                      sigma=spec.sigma, budget=spec.budget, seed=spec.seed, mode=spec.mode,
+                      attention=AttentionConfig(spec.attention, features=spec.features),
+                      private_weights=spec.weights == "private", engine_seed=None)
+
+
+def _prepare_out(out: Path, spec: RunSpec) -> dict | None:
+    """Create the run folder, or check a previous run's config; returns its state if any."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        diff = {k: (old.get(k), v) for k, v in asdict(spec).items() if old.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise RunError(f"{out}: holds a run with other settings ({detail}); use another --out")
+    else:
+        _atomic_write(cfg_path, json.dumps(asdict(spec), indent=2).encode())
+    state = out / "state.pkl"
+    return pickle.loads(state.read_bytes()) if state.exists() else None
+
+
+def _log(out: Path, record: dict) -> None:
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
+    """Run (or resume) a tuning run; returns the final metrics."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # cma without matplotlib
+        import cma
+
+    task: Task = TASKS[spec.task]
+    tune_cfg = _tune_config(spec)
+    state = _prepare_out(out, spec)
+    mdir = Path(spec.model)
+    cfg, params = load_checkpoint(mdir)
+    tok = load_tokenizer(mdir)
+    anchors = anchor_embeddings(tok, cfg, params, task)   # the model owner's published anchor embeddings
+    train = task.load(spec.data, spec.split, "train")
+    dev = task.load(spec.data, spec.split, "dev")
+    ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len)
+    dids, dmask, dy = encode_examples(tok, task, dev, spec.prompt_len, spec.max_len)
+    scorer = Scorer(cfg, params, ids, mask, anchors, tune_cfg)
+    ctx = getattr(scorer, "ctx", None)
+    weights = getattr(scorer, "weights", None)
+    dev_scorer = Scorer(cfg, params, dids, dmask, anchors, tune_cfg, ctx=ctx, weights=weights)
+    proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
+
+    if state is None:
+        es = cma.CMAEvolutionStrategy(np.zeros(spec.subspace_dim), spec.sigma,
+                                      {"popsize": spec.popsize, "seed": spec.seed + 1, "verbose": -9})
+        state = {"es": es, "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
+                 "since_improved": 0, "done": False}
+    else:
+        print(f"resuming {out} at generation {state['gen']} ({state['calls']} model calls)", file=stream)
+    es = state["es"]
+    total_gens = spec.budget // spec.popsize
+    while not state["done"] and state["calls"] + spec.popsize <= spec.budget:
+        t0 = time.perf_counter()
+        c0 = ctx.chan.cost() if ctx is not None else None
+        Z = np.asarray(es.ask())
+        scores = scorer(proj(Z), tag=f"gen{state['gen']}/scores")
+        losses = [cross_entropy(s, y) for s in scores]
+        es.tell(list(Z), losses)
+        j = int(np.argmin(losses))
+        if losses[j] < state["best_train"][0]:
+            state["best_train"] = (losses[j], Z[j])
+        state["calls"] += spec.popsize
+        wall = time.perf_counter() - t0
+        rec = {"gen": state["gen"], "calls": state["calls"], "best_loss": losses[j],
+               "train_metric": score(task.metric, np.argmax(scores[j], -1), y), "wall_s": wall}
+        if c0 is not None:
+            cost = ctx.chan.cost() - c0
+            rec.update(rounds=cost.rounds, bytes_per_party=cost.max_server_bytes,
+                       lan_s=LAN.seconds(cost, wall), wan_s=WAN.seconds(cost, wall))
+        state["gen"] += 1
+        if state["gen"] % spec.eval_every == 0 or state["calls"] + spec.popsize > spec.budget:
+            z = state["best_train"][1]
+            ds = dev_scorer(proj(z[None]), tag=f"gen{state['gen'] - 1}/dev-scores")[0]
+            dev_metric = score(task.metric, np.argmax(ds, -1), dy)
+            rec["dev_metric"] = dev_metric
+            if dev_metric > state["best_dev"][0]:
+                state["best_dev"] = (dev_metric, z)
+                state["since_improved"] = 0
+                np.savez(out / "prompt.npz", z=z, projection_seed=spec.seed, prompt=proj(z[None])[0],
+                         subspace_dim=spec.subspace_dim, prompt_len=spec.prompt_len)
+            else:
+                state["since_improved"] += 1
+                if spec.patience and state["since_improved"] >= spec.patience:
+                    state["done"] = True
+        _log(out, rec)
+        _atomic_write(out / "state.pkl", pickle.dumps(state))
+        extra = (f" rounds {rec['rounds']} B/party {rec['bytes_per_party']:.3g} LAN {rec['lan_s']:.1f}s "
+                 f"WAN {rec['wan_s']:.1f}s" if "rounds" in rec else "")
+        dev = f" dev {rec['dev_metric']:.3f}" if "dev_metric" in rec else ""
+        print(f"gen {rec['gen'] + 1}/{total_gens} loss {rec['best_loss']:.4f} train {rec['train_metric']:.3f}"
+              f"{dev} {wall:.1f}s{extra}", file=stream, flush=True)
+
+    metrics = evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state)
+    _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    return metrics
+
+
+def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state) -> dict:
+    """Dev and test metric of the best prompt by dev metric (test through the same path)."""
+    z = state["best_dev"][1]
+    proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
+    prompt = proj(z[None])
+    test = task.load(spec.data, spec.split, "test")
+    if spec.test_limit:
+        test = test[:spec.test_limit]
+    preds, gold = [], []
+    for i in range(0, len(test), 64):
+        ids, mask, y = encode_examples(tok, task, test[i:i + 64], spec.prompt_len, spec.max_len)
+        s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights)(prompt, tag="test/scores")[0]
+        preds.append(np.argmax(s, -1))
+        gold.append(y)
+    return {"task": spec.task, "split": spec.split, "metric": task.metric,
+            "dev": state["best_dev"][0], "test": score(task.metric, np.concatenate(preds), np.concatenate(gold)),
+            "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
