@@ -176,16 +176,19 @@ def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights,
     """Dev and test metric of the best prompt by dev metric (test through the same path)."""
     z = state["best_dev"][1]
     proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
-    prompt = proj(z[None])
+    # the tuned prompt and the untuned template (a zero prompt on the placeholders), in one pass
+    prompts = np.concatenate([proj(z[None]), np.zeros((1, spec.prompt_len, cfg.hidden))])
     test = task.load(spec.data, spec.split, "test")
     if spec.test_limit:
         test = test[:spec.test_limit]
     preds, gold = [], []
     for i in range(0, len(test), 64):
         ids, mask, y = encode_examples(tok, task, test[i:i + 64], spec.prompt_len, spec.max_len)
-        s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights)(prompt, tag="test/scores")[0]
+        s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights)(prompts, tag="test/scores")
         preds.append(np.argmax(s, -1))
         gold.append(y)
-    return {"task": spec.task, "split": spec.split, "metric": task.metric,
-            "dev": state["best_dev"][0], "test": score(task.metric, np.concatenate(preds), np.concatenate(gold)),
+    preds, gold = np.concatenate(preds, axis=1), np.concatenate(gold)
+    return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
+            "dev": state["best_dev"][0], "test": score(task.metric, preds[0], gold),
+            "zero_shot_test": score(task.metric, preds[1], gold),
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
