@@ -83,6 +83,23 @@ def render_fidelity(rows: list) -> str:
     return "\n".join(out + ["", f"Measured at commit `{rows[0].get('commit', '?')}`."])
 
 
+def render_tune(rows: list) -> str:
+    import numpy as np
+
+    out = ["| task | metric | splits | zero-shot (mean +- std) | tuned (mean +- std) | dev of the kept prompt |",
+           "|---|---|---:|---:|---:|---:|"]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        r = [x for x in rows if x["task"] == task]
+        zs = np.array([x["zero_shot_test"] for x in r]) * 100
+        tu = np.array([x["test"] for x in r]) * 100
+        dv = np.array([x["dev"] for x in r]) * 100
+        out.append(f"| {task} | {r[0]['metric']} | {len(r)} | {zs.mean():.1f} +- {zs.std():.1f} "
+                   f"| {tu.mean():.1f} +- {tu.std():.1f} | {dv.mean():.1f} |")
+    first = rows[0]
+    return "\n".join(out + ["", f"Plaintext, {first['model_calls']} model calls per run, test sets capped at "
+                             f"{max(x['test_examples'] for x in rows)} examples; commit `{first.get('commit', '?')}`."])
+
+
 def render_file(path: str) -> str:
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -96,6 +113,8 @@ def render_file(path: str) -> str:
         return render_encoder(rows)
     if "anchor_argmax_agreement" in rows[0]:
         return render_fidelity(rows)
+    if "zero_shot_test" in rows[0]:
+        return render_tune(rows)
     return render_ops(rows)
 
 
