@@ -1,4 +1,4 @@
-"""Operations that run on float arrays (float64 numpy) and on ``SharedTensor`` alike.
+"""Operations that run on float arrays (numpy, float32 or float64) and on ``SharedTensor`` alike.
 
 Each function takes the same arguments for both kinds; on float arrays it
 computes the exact function, on shares the engine's protocol or
