@@ -109,12 +109,12 @@ def render_file(path: str) -> str:
         return render_attention(rows)
     if "median_rel_err" in rows[0]:
         return render_rfa(rows)
+    if "zero_shot_test" in rows[0]:
+        return render_tune(rows)
     if "mode" in rows[0]:
         return render_encoder(rows)
     if "anchor_argmax_agreement" in rows[0]:
         return render_fidelity(rows)
-    if "zero_shot_test" in rows[0]:
-        return render_tune(rows)
     return render_ops(rows)
 
 
