@@ -25,6 +25,7 @@ from secptune.engine import Context, EngineConfig, SharedTensor
 from secptune.nn import encoder as E
 from secptune.nn.attention import AttentionConfig
 from secptune.nn.heads import anchor_scores
+from secptune.tuning.prepare import pad_batch
 from secptune.weights.checkpoint import load_checkpoint
 from secptune.weights.default import default_model_dir
 
@@ -34,14 +35,7 @@ ANCHORS = ("It was bad.", "It was great.")
 
 
 def tokenize(tok, texts):
-    enc = [tok.encode(t).ids[:128] for t in texts]
-    n = max(map(len, enc))
-    ids = np.zeros((len(enc), n), np.int64)
-    mask = np.zeros((len(enc), n))
-    for i, e in enumerate(enc):
-        ids[i, :len(e)] = e
-        mask[i, :len(e)] = 1
-    return ids, mask
+    return pad_batch([tok.encode(t).ids[:128] for t in texts])
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,17 @@ def _special(tok, *names):
     raise ValueError(f"tokenizer has none of the tokens {names}")
 
 
+def pad_batch(seqs: list) -> tuple:
+    """Token id lists -> (ids [b, n] padded with 0, key mask [b, n]), n the longest."""
+    n = max(map(len, seqs))
+    ids = np.zeros((len(seqs), n), np.int64)
+    mask = np.zeros((len(seqs), n))
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = s
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
 def encode_examples(tok, task, examples, prompt_len: int, max_len: int):
     """ids [E, n], key mask [E, n] (n = the longest sequence), labels [E]."""
     cls_id, sep_id = _special(tok, "[CLS]", "<s>"), _special(tok, "[SEP]", "</s>")
@@ -49,22 +60,11 @@ def encode_examples(tok, task, examples, prompt_len: int, max_len: int):
         if room < 1:
             raise ValueError(f"max_len {max_len} leaves no room after a prompt of {prompt_len} tokens")
         seqs.append([cls_id] + [unk_id] * prompt_len + body[:room] + [sep_id])
-    n = max(map(len, seqs))
-    ids = np.zeros((len(seqs), n), np.int64)
-    mask = np.zeros((len(seqs), n))
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = s
-        mask[i, :len(s)] = 1
+    ids, mask = pad_batch(seqs)
     return ids, mask, np.array([e.label for e in examples])
 
 
 def anchor_embeddings(tok, cfg, params, task) -> np.ndarray:
     """Mean-pooled embeddings of the task's anchor texts (plaintext, public inputs)."""
-    enc = [tok.encode(a).ids for a in task.anchors]
-    n = max(map(len, enc))
-    ids = np.zeros((len(enc), n), np.int64)
-    mask = np.zeros((len(enc), n))
-    for i, e in enumerate(enc):
-        ids[i, :len(e)] = e
-        mask[i, :len(e)] = 1
+    ids, mask = pad_batch([tok.encode(a).ids for a in task.anchors])
     return E.mean_pool(E.encode(params, E.embed(params, cfg, ids), mask, cfg), mask)
