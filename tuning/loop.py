@@ -8,8 +8,8 @@ computes each candidate's loss and tells CMA-ES.  In ``mpc`` mode the
 training inputs are shared once and cached as shares, each generation shares
 only the new prompts, and the scores are opened to the client alone.
 
-This module is the loop as a library; the ``secptune tune`` command, run
-folders and resumption come with the tuning issue's CLI.
+This module is the loop as a library; ``run.py`` wraps the same generation
+step in a resumable run folder for ``secptune tune``.
 """
 
 from __future__ import annotations
@@ -126,26 +126,39 @@ class Generation:
     calls: int
 
 
-def tune(scorer: Scorer, labels: np.ndarray, tune_cfg: TuneConfig, on_generation=None) -> dict:
-    """Run CMA-ES until the budget of model calls is spent; returns the best point,
-    its prompt, its training loss and the per-generation history."""
+def generation_step(es, scorer: Scorer, proj: Projection, labels: np.ndarray, tag: str):
+    """One CMA-ES generation: ask, score every candidate on every example, tell.
+
+    Returns (Z, scores [P, E, C], losses)."""
+    Z = np.asarray(es.ask())
+    scores = scorer(proj(Z), tag=tag)
+    losses = [cross_entropy(s, labels) for s in scores]
+    es.tell(list(Z), losses)
+    return Z, scores, losses
+
+
+def new_strategy(tune_cfg: TuneConfig):
+    """pycma's CMA-ES at z0 = 0 with the run's sigma, popsize and seed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)          # cma without matplotlib
         import cma
 
+    return cma.CMAEvolutionStrategy(np.zeros(tune_cfg.subspace_dim), tune_cfg.sigma,
+                                    {"popsize": tune_cfg.popsize, "seed": tune_cfg.seed + 1, "verbose": -9})
+
+
+def tune(scorer: Scorer, labels: np.ndarray, tune_cfg: TuneConfig, on_generation=None) -> dict:
+    """Run CMA-ES until the budget of model calls is spent; returns the best point,
+    its prompt, its training loss and the per-generation history."""
     d, hidden = tune_cfg.subspace_dim, scorer.cfg.hidden
     sigma_emb = float(np.std(scorer.params.word_emb))
     proj = Projection(d, tune_cfg.prompt_len, hidden, sigma_emb, tune_cfg.seed)
-    es = cma.CMAEvolutionStrategy(np.zeros(d), tune_cfg.sigma,
-                                  {"popsize": tune_cfg.popsize, "seed": tune_cfg.seed + 1, "verbose": -9})
+    es = new_strategy(tune_cfg)
     labels = np.asarray(labels)
     history, best = [], (np.inf, None)
     gen = 0
     while scorer.calls + tune_cfg.popsize <= tune_cfg.budget:
-        Z = np.asarray(es.ask())
-        scores = scorer(proj(Z), tag=f"gen{gen}/scores")
-        losses = [cross_entropy(s, labels) for s in scores]
-        es.tell(list(Z), losses)
+        Z, scores, losses = generation_step(es, scorer, proj, labels, f"gen{gen}/scores")
         j = int(np.argmin(losses))
         if losses[j] < best[0]:
             best = (losses[j], Z[j])

@@ -18,7 +18,6 @@ import os
 import pickle
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from secptune.engine.network import LAN, WAN
 from secptune.nn.attention import AttentionConfig
 from secptune.weights.checkpoint import load_checkpoint
 
-from .loop import Projection, Scorer, TuneConfig, cross_entropy
+from .loop import Projection, Scorer, TuneConfig, generation_step, new_strategy
 from .metrics import score
 from .prepare import anchor_embeddings, encode_examples, load_tokenizer
 from .tasks import TASKS, Task
@@ -96,10 +95,6 @@ def _log(out: Path, record: dict) -> None:
 
 def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
     """Run (or resume) a tuning run; returns the final metrics."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)          # cma without matplotlib
-        import cma
-
     task: Task = TASKS[spec.task]
     tune_cfg = _tune_config(spec)
     state = _prepare_out(out, spec)
@@ -118,9 +113,7 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
     proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
 
     if state is None:
-        es = cma.CMAEvolutionStrategy(np.zeros(spec.subspace_dim), spec.sigma,
-                                      {"popsize": spec.popsize, "seed": spec.seed + 1, "verbose": -9})
-        state = {"es": es, "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
+        state = {"es": new_strategy(tune_cfg), "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
                  "since_improved": 0, "done": False}
     else:
         print(f"resuming {out} at generation {state['gen']} ({state['calls']} model calls)", file=stream)
@@ -129,10 +122,7 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
     while not state["done"] and state["calls"] + spec.popsize <= spec.budget:
         t0 = time.perf_counter()
         c0 = ctx.chan.cost() if ctx is not None else None
-        Z = np.asarray(es.ask())
-        scores = scorer(proj(Z), tag=f"gen{state['gen']}/scores")
-        losses = [cross_entropy(s, y) for s in scores]
-        es.tell(list(Z), losses)
+        Z, scores, losses = generation_step(es, scorer, proj, y, f"gen{state['gen']}/scores")
         j = int(np.argmin(losses))
         if losses[j] < state["best_train"][0]:
             state["best_train"] = (losses[j], Z[j])
