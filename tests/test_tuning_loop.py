@@ -58,6 +58,15 @@ def test_secure_loop_follows_the_plain_path_and_opens_only_scores():
     assert [o.shape for o in unmasked] == [(16, 2)] * 3
 
 
+def test_secure_scores_do_not_depend_on_how_the_batch_is_cut():
+    whole, _, _ = setup("mpc", private_weights=False)
+    cut, _, _ = setup("mpc", private_weights=False, max_tokens=25)      # 2 sequences per pass
+    prompts = np.random.default_rng(3).normal(size=(3, 3, 32)) * 0.05
+    a, b = whole(prompts), cut(prompts)
+    assert a.shape == b.shape == (3, 4, 2)
+    assert np.abs(a - b).max() <= 1e-2
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="mode"):
         TuneConfig(mode="fast")

@@ -42,6 +42,7 @@ class TuneConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     private_weights: bool = True
     engine_seed: int | None = None
+    max_tokens: int = 2048          # per secure forward pass; bounds memory (about 10 GB at 2048)
 
     def __post_init__(self):
         if self.mode not in ("plain", "mpc"):
@@ -110,10 +111,17 @@ class Scorer:
         full = np.zeros((P, n, d))
         full[:, 1:1 + L] = prompts
         shared_prompts = SharedTensor.from_client(self.ctx, full, name="prompts")   # [P, n, d]
-        tiled = SharedTensor.concat([self.x_shared] * P, axis=0).reshape(P, n_ex, n, d)
-        x = (tiled + shared_prompts.reshape(P, 1, n, d)).reshape(P * n_ex, n, d)
-        h = E.encode(self.weights, x, mask, self.cfg, att)
-        s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
+        # candidate-major rows (p, e); passes of at most max_tokens tokens bound the memory,
+        # at the price of one forward's rounds per pass
+        rows = P * n_ex
+        step = max(1, self.tune.max_tokens // n)
+        parts = []
+        for lo in range(0, rows, step):
+            r = np.arange(lo, min(rows, lo + step))
+            x = self.x_shared[r % n_ex] + shared_prompts[r // n_ex]
+            h = E.encode(self.weights, x, mask[r], self.cfg, att)
+            parts.append(anchor_scores(E.mean_pool(h, mask[r]), self.anchors, self.tune.temperature))
+        s = parts[0] if len(parts) == 1 else SharedTensor.concat(parts, axis=0)
         return s.reveal(tag, to=CLIENT).reshape(P, n_ex, -1)
 
 
