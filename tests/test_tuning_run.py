@@ -62,3 +62,24 @@ def test_a_folder_with_other_settings_is_refused(tmp_path):
     run.tune_run(spec(budget=2), out)
     with pytest.raises(run.RunError, match=r"other settings \(budget: 2 -> 4\)"):
         run.tune_run(spec(budget=4), out)
+
+
+def test_eval_scores_the_saved_prompt_in_plaintext_and_on_shares(tmp_path):
+    from secptune.engine import CLIENT  # noqa: F401
+    from secptune.tuning import run
+
+    out = tmp_path / "run"
+    done = run.tune_run(spec(budget=2, test_limit=4), out)
+    plain = run.eval_run(out, mode="plain")
+    assert plain["test"] == done["test"] and plain["test_examples"] == 4
+    secure = run.eval_run(out, mode="mpc")
+    # fresh OS randomness on shares: a near-tie could flip one of the four predictions
+    assert abs(secure["test"] - plain["test"]) <= 0.25
+    assert abs(secure["zero_shot_test"] - plain["zero_shot_test"]) <= 0.25
+    assert secure["opened"] == ["test/scores"]          # nothing else is opened to anyone
+    f = tmp_path / "mine.tsv"
+    f.write_text("sentence\tlabel\na wonderful , moving film .\t1\na dull mess .\t0\n")
+    mine = run.eval_run(out, mode="plain", test_file=str(f))
+    assert mine["test_examples"] == 2
+    with pytest.raises(run.RunError, match="missing"):
+        run.eval_run(tmp_path / "nothing")

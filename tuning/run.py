@@ -162,13 +162,16 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
     return metrics
 
 
-def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state) -> dict:
-    """Dev and test metric of the best prompt by dev metric (test through the same path)."""
+def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None) -> dict:
+    """Dev and test metric of the best prompt by dev metric (test through the same path).
+
+    ``test``: examples to score instead of the task's test set."""
     z = state["best_dev"][1]
     proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
     # the tuned prompt and the untuned template (a zero prompt on the placeholders), in one pass
     prompts = np.concatenate([proj(z[None]), np.zeros((1, spec.prompt_len, cfg.hidden))])
-    test = task.load(spec.data, spec.split, "test")
+    if test is None:
+        test = task.load(spec.data, spec.split, "test")
     if spec.test_limit:
         test = test[:spec.test_limit]
     preds, gold = [], []
@@ -182,3 +185,45 @@ def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights,
             "dev": state["best_dev"][0], "test": score(task.metric, preds[0], gold),
             "zero_shot_test": score(task.metric, preds[1], gold),
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
+
+
+def eval_run(out: Path, mode: str | None = None, test_file: str | None = None, test_limit: int | None = None,
+             stream=sys.stdout) -> dict:
+    """Score a finished run's saved prompt (``prompt.npz``) on its task's test set, or on
+    ``test_file`` (any format the task reader accepts), in plaintext or on shares."""
+    from dataclasses import replace
+
+    from .data import read_examples
+
+    cfg_path, prompt_path = out / "config.json", out / "prompt.npz"
+    for path in (cfg_path, prompt_path):
+        if not path.exists():
+            raise RunError(f"{path}: missing (is {out} a finished tuning run?)")
+    spec = RunSpec(**json.loads(cfg_path.read_text()))
+    if mode:
+        spec = replace(spec, mode=mode)
+    if test_limit is not None:
+        spec = replace(spec, test_limit=test_limit)
+    saved = np.load(prompt_path)
+    task = TASKS[spec.task]
+    tune_cfg = _tune_config(spec)
+    mdir = Path(spec.model)
+    cfg, params = load_checkpoint(mdir)
+    tok = load_tokenizer(mdir)
+    anchors = anchor_embeddings(tok, cfg, params, task)
+    ctx = weights = None
+    if spec.mode == "mpc":
+        from secptune.engine import Context, EngineConfig
+        from secptune.nn import encoder as E
+
+        ctx = Context(EngineConfig())
+        weights = E.share_weights(ctx, params, private=spec.weights == "private")
+    test = read_examples(test_file, task.columns, task.label_map) if test_file else None
+    metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    state = {"best_dev": (metrics.get("dev", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
+             "gen": metrics.get("generations", 0)}
+    res = evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=test)
+    if ctx is not None:
+        res["rounds"] = ctx.chan.rounds
+        res["opened"] = sorted({o.tag for o in ctx.chan.openings if not o.masked})
+    return res

@@ -66,6 +66,22 @@ def _tune(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from pathlib import Path
+
+    from secptune.tuning.data import DataError
+    from secptune.tuning.run import RunError, eval_run
+
+    try:
+        m = eval_run(Path(args.run), mode=args.mode, test_file=args.file, test_limit=args.test_limit)
+    except (RunError, DataError) as e:
+        print(f"secptune eval: {e}", file=sys.stderr)
+        return 2
+    print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test']:.4f} (untuned template "
+          f"{m['zero_shot_test']:.4f}) on {m['test_examples']} examples")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="secptune", description="Privacy-preserving prompt tuning with 3-party MPC")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -94,6 +110,12 @@ def main(argv=None) -> int:
     sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
     sp.add_argument("--out", help="run folder (default runs/<task>-<split>-<mode>-s<seed>)")
     sp.set_defaults(fn=_tune)
+    sp = sub.add_parser("eval", help="score a tuning run's saved prompt on a test set, in plaintext or on shares")
+    sp.add_argument("--run", required=True, help="the run folder written by secptune tune")
+    sp.add_argument("--mode", choices=["plain", "mpc"], help="default: the run's mode")
+    sp.add_argument("--file", help="a test file (tsv, csv, jsonl, txt) instead of the task's test set")
+    sp.add_argument("--test-limit", type=int, help="score the first N examples")
+    sp.set_defaults(fn=_eval)
     sp = sub.add_parser("selftest", help="share, multiply, compare and open a small random example")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(fn=_selftest)
