@@ -82,6 +82,20 @@ def _eval(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from pathlib import Path
+
+    from secptune.tuning.plot import plot_run
+
+    try:
+        path = plot_run(Path(args.run), args.out)
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f"secptune plot: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="secptune", description="Privacy-preserving prompt tuning with 3-party MPC")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -116,6 +130,10 @@ def main(argv=None) -> int:
     sp.add_argument("--file", help="a test file (tsv, csv, jsonl, txt) instead of the task's test set")
     sp.add_argument("--test-limit", type=int, help="score the first N examples")
     sp.set_defaults(fn=_eval)
+    sp = sub.add_parser("plot", help="learning curve of a run folder as PNG (needs matplotlib)")
+    sp.add_argument("--run", required=True)
+    sp.add_argument("--out", help="PNG path (default <run>/learning_curve.png)")
+    sp.set_defaults(fn=_plot)
     sp = sub.add_parser("selftest", help="share, multiply, compare and open a small random example")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(fn=_selftest)
