@@ -95,8 +95,7 @@ def mlm_logits(head, h_mask, word_ids, eps: float):
     """Masked-LM logits at given positions restricted to ``word_ids``: h_mask [b, d] -> [b, len(word_ids)]."""
     t = ops.gelu(linear(h_mask, head.dense_w, head.dense_b))
     t = ops.layernorm(t, head.ln_g, head.ln_b, eps)
-    w = head.decoder_w[:, word_ids] if not ops.is_shared(head.decoder_w) else head.decoder_w[:, word_ids]
-    return linear(t, w, head.decoder_b[word_ids])
+    return linear(t, head.decoder_w[:, word_ids], head.decoder_b[word_ids])
 
 
 def share_weights(ctx, p, private: bool = True):

@@ -59,6 +59,12 @@ class Projection:
         self.A = rng.normal(0.0, sigma_emb / np.sqrt(d), size=(d, L * hidden))
         self.shape = (L, hidden)
 
+    @classmethod
+    def for_model(cls, tune_cfg: "TuneConfig", params) -> "Projection":
+        """The run's projection: sigma_emb is the std of the model's word embeddings."""
+        return cls(tune_cfg.subspace_dim, tune_cfg.prompt_len, params.word_emb.shape[1],
+                   float(np.std(params.word_emb)), tune_cfg.seed)
+
     def __call__(self, Z: np.ndarray) -> np.ndarray:
         """[P, d] -> prompts [P, L, hidden]."""
         return (np.asarray(Z) @ self.A).reshape((-1,) + self.shape)
@@ -158,9 +164,7 @@ def new_strategy(tune_cfg: TuneConfig):
 def tune(scorer: Scorer, labels: np.ndarray, tune_cfg: TuneConfig, on_generation=None) -> dict:
     """Run CMA-ES until the budget of model calls is spent; returns the best point,
     its prompt, its training loss and the per-generation history."""
-    d, hidden = tune_cfg.subspace_dim, scorer.cfg.hidden
-    sigma_emb = float(np.std(scorer.params.word_emb))
-    proj = Projection(d, tune_cfg.prompt_len, hidden, sigma_emb, tune_cfg.seed)
+    proj = Projection.for_model(tune_cfg, scorer.params)
     es = new_strategy(tune_cfg)
     labels = np.asarray(labels)
     history, best = [], (np.inf, None)

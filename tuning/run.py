@@ -93,15 +93,21 @@ def _log(out: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _load_model(spec: RunSpec, task: Task) -> tuple:
+    """(config, params, tokenizer, anchor embeddings) of the run's model; the anchors
+    are the model owner's published embeddings of the task's anchor texts."""
+    mdir = Path(spec.model)
+    cfg, params = load_checkpoint(mdir)
+    tok = load_tokenizer(mdir)
+    return cfg, params, tok, anchor_embeddings(tok, cfg, params, task)
+
+
 def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
     """Run (or resume) a tuning run; returns the final metrics."""
     task: Task = TASKS[spec.task]
     tune_cfg = _tune_config(spec)
     state = _prepare_out(out, spec)
-    mdir = Path(spec.model)
-    cfg, params = load_checkpoint(mdir)
-    tok = load_tokenizer(mdir)
-    anchors = anchor_embeddings(tok, cfg, params, task)   # the model owner's published anchor embeddings
+    cfg, params, tok, anchors = _load_model(spec, task)
     train = task.load(spec.data, spec.split, "train")
     dev = task.load(spec.data, spec.split, "dev")
     ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len)
@@ -110,7 +116,7 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
     ctx = getattr(scorer, "ctx", None)
     weights = getattr(scorer, "weights", None)
     dev_scorer = Scorer(cfg, params, dids, dmask, anchors, tune_cfg, ctx=ctx, weights=weights)
-    proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
+    proj = Projection.for_model(tune_cfg, params)
 
     if state is None:
         state = {"es": new_strategy(tune_cfg), "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
@@ -157,17 +163,17 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
         print(f"gen {rec['gen'] + 1}/{total_gens} loss {rec['best_loss']:.4f} train {rec['train_metric']:.3f}"
               f"{dev} {wall:.1f}s{extra}", file=stream, flush=True)
 
-    metrics = evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state)
+    metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state)
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
 
 
-def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None) -> dict:
+def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None) -> dict:
     """Dev and test metric of the best prompt by dev metric (test through the same path).
 
     ``test``: examples to score instead of the task's test set."""
     z = state["best_dev"][1]
-    proj = Projection(spec.subspace_dim, spec.prompt_len, cfg.hidden, float(np.std(params.word_emb)), spec.seed)
+    proj = Projection.for_model(tune_cfg, params)
     # the tuned prompt and the untuned template (a zero prompt on the placeholders), in one pass
     prompts = np.concatenate([proj(z[None]), np.zeros((1, spec.prompt_len, cfg.hidden))])
     if test is None:
@@ -187,8 +193,8 @@ def evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights,
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
 
 
-def eval_run(out: Path, mode: str | None = None, test_file: str | None = None, test_limit: int | None = None,
-             stream=sys.stdout) -> dict:
+def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
+             test_limit: int | None = None) -> dict:
     """Score a finished run's saved prompt (``prompt.npz``) on its task's test set, or on
     ``test_file`` (any format the task reader accepts), in plaintext or on shares."""
     from dataclasses import replace
@@ -207,10 +213,7 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None, t
     saved = np.load(prompt_path)
     task = TASKS[spec.task]
     tune_cfg = _tune_config(spec)
-    mdir = Path(spec.model)
-    cfg, params = load_checkpoint(mdir)
-    tok = load_tokenizer(mdir)
-    anchors = anchor_embeddings(tok, cfg, params, task)
+    cfg, params, tok, anchors = _load_model(spec, task)
     ctx = weights = None
     if spec.mode == "mpc":
         from secptune.engine import Context, EngineConfig
@@ -222,7 +225,7 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None, t
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
     state = {"best_dev": (metrics.get("dev", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
              "gen": metrics.get("generations", 0)}
-    res = evaluate(spec, out, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=test)
+    res = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=test)
     if ctx is not None:
         res["rounds"] = ctx.chan.rounds
         res["opened"] = sorted({o.tag for o in ctx.chan.openings if not o.masked})
