@@ -90,9 +90,9 @@ def render_tune(rows: list) -> str:
            "|---|---|---:|---:|---:|---:|"]
     for task in dict.fromkeys(r["task"] for r in rows):
         r = [x for x in rows if x["task"] == task]
-        zs = np.array([x["zero_shot_test"] for x in r]) * 100
-        tu = np.array([x["test"] for x in r]) * 100
-        dv = np.array([x["dev"] for x in r]) * 100
+        zs = np.array([x["zero_shot_metric"] for x in r]) * 100
+        tu = np.array([x["test_metric"] for x in r]) * 100
+        dv = np.array([x["dev_metric"] for x in r]) * 100
         out.append(f"| {task} | {r[0]['metric']} | {len(r)} | {zs.mean():.1f} +- {zs.std():.1f} "
                    f"| {tu.mean():.1f} +- {tu.std():.1f} | {dv.mean():.1f} |")
     first = rows[0]
@@ -109,7 +109,7 @@ def render_file(path: str) -> str:
         return render_attention(rows)
     if "median_rel_err" in rows[0]:
         return render_rfa(rows)
-    if "zero_shot_test" in rows[0]:
+    if "zero_shot_metric" in rows[0]:
         return render_tune(rows)
     if "mode" in rows[0]:
         return render_encoder(rows)

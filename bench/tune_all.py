@@ -45,12 +45,12 @@ def main(argv=None) -> int:
             m = tune_run(spec, out, stream=io.StringIO())
             m.update(budget=args.budget, commit=git_commit())
             rows.append(m)
-            print(f"{name} {split}: zero-shot {m['zero_shot_test']:.3f} tuned {m['test']:.3f} (dev {m['dev']:.3f})",
+            print(f"{name} {split}: zero-shot {m['zero_shot_metric']:.3f} tuned {m['test_metric']:.3f} (dev {m['dev_metric']:.3f})",
                   flush=True)
             write_jsonl(rows, args.out)
     for name in args.tasks.split(","):
         r = [x for x in rows if x["task"] == name]
-        zs, tu = np.array([x["zero_shot_test"] for x in r]), np.array([x["test"] for x in r])
+        zs, tu = np.array([x["zero_shot_metric"] for x in r]), np.array([x["test_metric"] for x in r])
         print(f"{name}: zero-shot {100 * zs.mean():.1f} +- {100 * zs.std():.1f}, tuned {100 * tu.mean():.1f} +- {100 * tu.std():.1f}")
     return 0
 

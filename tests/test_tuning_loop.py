@@ -67,6 +67,22 @@ def test_secure_scores_do_not_depend_on_how_the_batch_is_cut():
     assert np.abs(a - b).max() <= 1e-2
 
 
+def test_passes_cover_every_row_once_padded_to_their_longest():
+    scorer, _, _ = setup("mpc", private_weights=False, max_tokens=25)
+    scorer.mask = np.zeros((4, 10))
+    for e, n in enumerate([10, 4, 7, 5]):
+        scorer.mask[e, :n] = 1
+    passes = list(scorer.passes(3))
+    rows = np.concatenate([r for r, _ in passes])
+    assert sorted(rows) == list(range(12))
+    lengths = scorer.mask.sum(1)
+    for r, width in passes:
+        assert width == lengths[r % 4].max()
+        assert len(r) * width <= 25 or len(r) == 1
+    # short rows share passes: 12 rows of 4-10 tokens in fewer passes than one per row
+    assert len(passes) < 12 and sum(len(r) * w for r, w in passes) < 12 * 10
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="mode"):
         TuneConfig(mode="fast")

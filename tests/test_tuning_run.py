@@ -50,7 +50,7 @@ def test_interrupted_run_resumes_without_losing_generations(tmp_path, monkeypatc
     assert [r["gen"] for r in log] == [0, 1, 2]
     assert log[0] == first[0]
     assert metrics["model_calls"] == 6 and metrics["generations"] == 3
-    assert 0.0 <= metrics["test"] <= 1.0 and metrics["test_examples"] == 8
+    assert 0.0 <= metrics["test_metric"] <= 1.0 and metrics["test_examples"] == 8
     saved = np.load(out / "prompt.npz")
     assert saved["prompt"].shape == (4, 384)
 
@@ -71,11 +71,11 @@ def test_eval_scores_the_saved_prompt_in_plaintext_and_on_shares(tmp_path):
     out = tmp_path / "run"
     done = run.tune_run(spec(budget=2, test_limit=4), out)
     plain = run.eval_run(out, mode="plain")
-    assert plain["test"] == done["test"] and plain["test_examples"] == 4
+    assert plain["test_metric"] == done["test_metric"] and plain["test_examples"] == 4
     secure = run.eval_run(out, mode="mpc")
     # fresh OS randomness on shares: a near-tie could flip one of the four predictions
-    assert abs(secure["test"] - plain["test"]) <= 0.25
-    assert abs(secure["zero_shot_test"] - plain["zero_shot_test"]) <= 0.25
+    assert abs(secure["test_metric"] - plain["test_metric"]) <= 0.25
+    assert abs(secure["zero_shot_metric"] - plain["zero_shot_metric"]) <= 0.25
     assert secure["opened"] == ["test/scores"]          # nothing else is opened to anyone
     f = tmp_path / "mine.tsv"
     f.write_text("sentence\tlabel\na wonderful , moving film .\t1\na dull mess .\t0\n")

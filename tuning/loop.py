@@ -96,11 +96,32 @@ class Scorer:
         if tune.mode == "plain":
             self.x = self.x.astype(np.float32)                          # the plaintext reference runs in float32
         self.calls = 0
+        self.on_pass = None            # called with (passes done, passes) during a secure call
         if tune.mode == "mpc":
             self.ctx = ctx or Context(EngineConfig(seed=tune.engine_seed))
             self.weights = weights if weights is not None else E.share_weights(
                 self.ctx, params, private=tune.private_weights)
             self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
+
+    def passes(self, P: int):
+        """The secure forward's passes over the P x E (candidate, example) rows: rows sorted
+        by their example's length, each pass padded only to its longest row and holding
+        at most ``max_tokens`` tokens (which bounds memory; each pass costs one forward's
+        rounds).  Yields (row indices p * E + e, width)."""
+        n_ex = self.x.shape[0]
+        lengths = self.mask.sum(1).astype(int)
+        rows = np.argsort(np.tile(lengths, P), kind="stable")       # by length, then by row
+        lo = 0
+        while lo < len(rows):
+            width = lengths[rows[lo] % n_ex]
+            hi = lo
+            while hi < len(rows):                  # widths grow along rows: extend while the pass fits
+                w = max(width, lengths[rows[hi] % n_ex])
+                if (hi - lo + 1) * w > self.tune.max_tokens and hi > lo:
+                    break
+                width, hi = w, hi + 1
+            yield rows[lo:hi], int(width)
+            lo = hi
 
     def __call__(self, prompts: np.ndarray, tag: str = "scores") -> np.ndarray:
         P = prompts.shape[0]
@@ -112,22 +133,21 @@ class Scorer:
             h = E.encode(self.params, E.add_prompt(self.x, prompts.astype(np.float32)), mask, self.cfg, att)
             s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
             return s.reshape(P, n_ex, -1)
-        L, d = prompts.shape[1:]
-        n = self.x.shape[1]
-        full = np.zeros((P, n, d))
-        full[:, 1:1 + L] = prompts
-        shared_prompts = SharedTensor.from_client(self.ctx, full, name="prompts")   # [P, n, d]
-        # candidate-major rows (p, e); passes of at most max_tokens tokens bound the memory,
-        # at the price of one forward's rounds per pass
-        rows = P * n_ex
-        step = max(1, self.tune.max_tokens // n)
-        parts = []
-        for lo in range(0, rows, step):
-            r = np.arange(lo, min(rows, lo + step))
-            x = self.x_shared[r % n_ex] + shared_prompts[r // n_ex]
-            h = E.encode(self.weights, x, mask[r], self.cfg, att)
-            parts.append(anchor_scores(E.mean_pool(h, mask[r]), self.anchors, self.tune.temperature))
+        L = prompts.shape[1]
+        shared_prompts = SharedTensor.from_client(self.ctx, prompts, name="prompts")   # [P, L, hidden]
+        parts, order = [], []
+        passes = list(self.passes(P))
+        for k, (rows, width) in enumerate(passes):
+            ex, cand = rows % n_ex, rows // n_ex
+            x = self.x_shared[ex, :width]          # the prompt goes on the L placeholders after [CLS]
+            x = SharedTensor.concat([x[:, :1], x[:, 1:1 + L] + shared_prompts[cand], x[:, 1 + L:]], axis=1)
+            h = E.encode(self.weights, x, self.mask[ex, :width], self.cfg, att)
+            parts.append(anchor_scores(E.mean_pool(h, self.mask[ex, :width]), self.anchors, self.tune.temperature))
+            order.append(rows)
+            if self.on_pass:
+                self.on_pass(k + 1, len(passes))
         s = parts[0] if len(parts) == 1 else SharedTensor.concat(parts, axis=0)
+        s = s[np.argsort(np.concatenate(order))]            # back to candidate-major rows (p, e)
         return s.reveal(tag, to=CLIENT).reshape(P, n_ex, -1)
 
 

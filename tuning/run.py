@@ -88,6 +88,11 @@ def _prepare_out(out: Path, spec: RunSpec) -> dict | None:
     return pickle.loads(state.read_bytes()) if state.exists() else None
 
 
+def _bar(done: float, total: int, width: int = 20) -> str:
+    filled = int(width * min(done, total) / max(total, 1))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
 def _log(out: Path, record: dict) -> None:
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -125,6 +130,10 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
         print(f"resuming {out} at generation {state['gen']} ({state['calls']} model calls)", file=stream)
     es = state["es"]
     total_gens = spec.budget // spec.popsize
+    live = hasattr(stream, "isatty") and stream.isatty()
+    if live and ctx is not None:     # a secure generation takes minutes: redraw the bar per pass
+        scorer.on_pass = lambda k, n: print(f"\r{_bar(state['gen'] + k / n, total_gens)} gen {state['gen'] + 1}"
+                                            f"/{total_gens} pass {k}/{n}", end="", file=stream, flush=True)
     while not state["done"] and state["calls"] + spec.popsize <= spec.budget:
         t0 = time.perf_counter()
         c0 = ctx.chan.cost() if ctx is not None else None
@@ -160,12 +169,29 @@ def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
         extra = (f" rounds {rec['rounds']} B/party {rec['bytes_per_party']:.3g} LAN {rec['lan_s']:.1f}s "
                  f"WAN {rec['wan_s']:.1f}s" if "rounds" in rec else "")
         dev = f" dev {rec['dev_metric']:.3f}" if "dev_metric" in rec else ""
-        print(f"gen {rec['gen'] + 1}/{total_gens} loss {rec['best_loss']:.4f} train {rec['train_metric']:.3f}"
+        print(f"{chr(13) if live else ''}{_bar(state['gen'], total_gens)} "
+              f"gen {rec['gen'] + 1}/{total_gens} loss {rec['best_loss']:.4f} train {rec['train_metric']:.3f}"
               f"{dev} {wall:.1f}s{extra}", file=stream, flush=True)
 
+    t0 = time.perf_counter()
     metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state)
+    metrics.update(_generation_means(out), test_seconds=time.perf_counter() - t0)
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
+
+
+def _generation_means(out: Path) -> dict:
+    """Per-generation means over the run's log (every generation, across resumes)."""
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()] \
+        if (out / "log.jsonl").exists() else []
+    if not recs:
+        return {"seconds_per_generation": None, "bytes_per_party_per_generation": None}
+    mean = lambda key: float(np.mean([r.get(key, 0) for r in recs]))      # noqa: E731
+    res = {"seconds_per_generation": mean("wall_s"), "bytes_per_party_per_generation": mean("bytes_per_party"),
+           "rounds_per_generation": mean("rounds")}
+    if "lan_s" in recs[0]:
+        res.update(lan_seconds_per_generation=mean("lan_s"), wan_seconds_per_generation=mean("wan_s"))
+    return res
 
 
 def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None) -> dict:
@@ -188,8 +214,10 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
         gold.append(y)
     preds, gold = np.concatenate(preds, axis=1), np.concatenate(gold)
     return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
-            "dev": state["best_dev"][0], "test": score(task.metric, preds[0], gold),
-            "zero_shot_test": score(task.metric, preds[1], gold),
+            "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
+            "weights": spec.weights,
+            "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
+            "zero_shot_metric": score(task.metric, preds[1], gold),
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
 
 
@@ -223,7 +251,7 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
         weights = E.share_weights(ctx, params, private=spec.weights == "private")
     test = read_examples(test_file, task.columns, task.label_map) if test_file else None
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
-    state = {"best_dev": (metrics.get("dev", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
+    state = {"best_dev": (metrics.get("dev_metric", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
              "gen": metrics.get("generations", 0)}
     res = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=test)
     if ctx is not None:

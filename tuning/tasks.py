@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .data import Columns, DataError, read_examples
+from .data import Columns, DataError, few_shot, read_examples
+
+BUILTIN = "builtin"
+"""The data-folder value that selects the built-in offline sentences (``tuning/builtin``)."""
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Task:
     folder: str = ""                       # under <data>/k-shot/
     test_file: str = "test.tsv"
     test_columns: Columns | None = None    # when the test file is laid out differently
+    builtin: str = ""                      # file in tuning/builtin with data for this task, if any
 
     @property
     def num_labels(self) -> int:
@@ -51,20 +56,49 @@ class Task:
         return Path(data_dir) / "k-shot" / self.folder / split / f"{part}.tsv"
 
     def load(self, data_dir, split: str = "16-13", part: str = "train") -> list:
-        """Examples of a few-shot split ("train", "dev") or of the test set ("test")."""
+        """Examples of a few-shot split ("train", "dev") or of the test set ("test").
+
+        ``data_dir`` "builtin" reads the built-in offline sentences (see ``builtin_split``)."""
+        if str(data_dir) == BUILTIN:
+            return self.builtin_split(split, part)
         if part == "test":
             path = Path(data_dir) / "k-shot" / self.folder / self.test_file
             return read_examples(path, self.test_columns or self.columns, self.label_map)
         return read_examples(self.split_path(data_dir, split, part), self.columns, self.label_map)
+
+    def builtin_split(self, split: str, part: str) -> list:
+        """Split "K-S" of the built-in data: K train examples per class drawn with seed S,
+        K dev examples per class from the rest with seed S + 1, the rest is the test set."""
+        if not self.builtin:
+            raise DataError(f"task {self.name}: the built-in data ({BUILTIN_DIR}) has only binary sentiment "
+                            f"sentences (tasks sst2, yelp); give --data DIR or $SECPTUNE_DATA")
+        try:
+            k, seed = (int(v) for v in split.split("-"))
+        except ValueError:
+            raise DataError(f"split {split!r}: expected K-SEED, e.g. 16-13") from None
+        pool = read_examples(BUILTIN_DIR / f"{self.builtin}.jsonl", Columns((("text",),), ("label",)),
+                             {"0": 0, "1": 1})
+        train = few_shot(pool, k, seed, self.num_labels)
+        taken = set(train)
+        rest = [e for e in pool if e not in taken]          # duplicates of a train sentence go too
+        dev = few_shot(rest, k, seed + 1, self.num_labels)
+        if part == "train":
+            return train
+        if part == "dev":
+            return dev
+        if part == "test":
+            taken = set(dev)
+            return [e for e in rest if e not in taken]
+        raise ValueError(f"part must be train, dev or test, got {part!r}")
 
 
 _PAIR = Columns(texts=(("sentence1",), ("sentence2",)), label=("label",))
 
 TASKS = {
     "sst2": Task("sst2", "<P> . {text} . It was <mask> .", ("bad", "great"),
-                 ("It was bad.", "It was great."), folder="SST-2"),
+                 ("It was bad.", "It was great."), folder="SST-2", builtin="uci-imdb"),
     "yelp": Task("yelp", "<P> . {text} . It was <mask> .", ("bad", "great"),
-                 ("It was bad.", "It was great."), folder="yelp-2", test_file="test.txt",
+                 ("It was bad.", "It was great."), folder="yelp-2", test_file="test.txt", builtin="uci-yelp",
                  columns=Columns(texts=(("text", "sentence"),), label=("label",))),
     "agnews": Task("agnews", "<P> . <mask> News: {text}", ("World", "Sports", "Business", "Tech"),
                    ("World news.", "Sports news.", "Business news.", "Technology news."),

@@ -42,15 +42,19 @@ def _tune(args) -> int:
     import os
     from pathlib import Path
 
+    from secptune.tuning.data import DataError
     from secptune.tuning.run import RunError, RunSpec, tune_run
+    from secptune.tuning.tasks import BUILTIN
     from secptune.weights.default import default_model_dir
 
-    data = args.data or os.environ.get("SECPTUNE_DATA")
-    if not data:
-        print("secptune tune: give --data DIR or set SECPTUNE_DATA", file=sys.stderr)
-        return 2
+    data = args.data or os.environ.get("SECPTUNE_DATA") or BUILTIN
+    if data == BUILTIN:
+        print("secptune tune: no --data or $SECPTUNE_DATA: using the built-in UCI review sentences "
+              "(tuning/builtin/README.md)", file=sys.stderr)
+    else:
+        data = str(Path(data).resolve())
     model = args.model or str(default_model_dir())
-    spec = RunSpec(task=args.task, data=str(Path(data).resolve()), split=args.split, model=str(Path(model).resolve()),
+    spec = RunSpec(task=args.task, data=data, split=args.split, model=str(Path(model).resolve()),
                    mode=args.mode, prompt_len=args.prompt_len, subspace_dim=args.dim, popsize=args.popsize,
                    sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
                    features=args.features, weights=args.weights, eval_every=args.eval_every,
@@ -58,11 +62,12 @@ def _tune(args) -> int:
     out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
     try:
         metrics = tune_run(spec, out)
-    except RunError as e:
+    except (RunError, DataError) as e:
         print(f"secptune tune: {e}", file=sys.stderr)
         return 2
-    print(f"{metrics['task']} {metrics['split']}: dev {metrics['metric']} {metrics['dev']:.4f}, "
-          f"test {metrics['test']:.4f} on {metrics['test_examples']} examples; run folder {out}")
+    print(f"{metrics['task']} {metrics['split']}: dev {metrics['metric']} {metrics['dev_metric']:.4f}, "
+          f"test {metrics['test_metric']:.4f} (untuned template {metrics['zero_shot_metric']:.4f}) "
+          f"on {metrics['test_examples']} examples; run folder {out}")
     return 0
 
 
@@ -77,8 +82,8 @@ def _eval(args) -> int:
     except (RunError, DataError) as e:
         print(f"secptune eval: {e}", file=sys.stderr)
         return 2
-    print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test']:.4f} (untuned template "
-          f"{m['zero_shot_test']:.4f}) on {m['test_examples']} examples")
+    print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test_metric']:.4f} (untuned template "
+          f"{m['zero_shot_metric']:.4f}) on {m['test_examples']} examples")
     return 0
 
 
@@ -105,7 +110,8 @@ def main(argv=None) -> int:
     from secptune.tuning.tasks import TASKS
 
     sp.add_argument("--task", required=True, choices=sorted(TASKS))
-    sp.add_argument("--data", help="the data folder (with k-shot/); default $SECPTUNE_DATA")
+    sp.add_argument("--data", help="the data folder (with k-shot/); default $SECPTUNE_DATA, else 'builtin': "
+                    "the built-in UCI review sentences (tasks sst2, yelp)")
     sp.add_argument("--split", default="16-13")
     sp.add_argument("--model", help="a Hugging Face model folder; default the packaged MiniLM")
     sp.add_argument("--mode", choices=["plain", "mpc"], default="plain")
