@@ -18,7 +18,7 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ class RunSpec:
     patience: int
     seed: int
     test_limit: int
+    zero_shot: bool = True          # also score the untuned template (a second test pass)
 
 
 class RunError(RuntimeError):
@@ -78,7 +79,9 @@ def _prepare_out(out: Path, spec: RunSpec) -> dict | None:
     cfg_path = out / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        diff = {k: (old.get(k), v) for k, v in asdict(spec).items() if old.get(k) != v}
+        defaults = {f.name: f.default for f in fields(RunSpec) if f.default is not MISSING}
+        diff = {k: (old.get(k, defaults.get(k)), v) for k, v in asdict(spec).items()
+                if old.get(k, defaults.get(k)) != v}
         if diff:
             detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise RunError(f"{out}: holds a run with other settings ({detail}); use another --out")
@@ -107,8 +110,10 @@ def _load_model(spec: RunSpec, task: Task) -> tuple:
     return cfg, params, tok, anchor_embeddings(tok, cfg, params, task)
 
 
-def tune_run(spec: RunSpec, out: Path, stream=sys.stdout) -> dict:
-    """Run (or resume) a tuning run; returns the final metrics."""
+def tune_run(spec: RunSpec, out: Path, stream=None) -> dict:
+    """Run (or resume) a tuning run, printing progress to ``stream`` (default stdout);
+    returns the final metrics."""
+    stream = stream or sys.stdout
     task: Task = TASKS[spec.task]
     tune_cfg = _tune_config(spec)
     state = _prepare_out(out, spec)
@@ -201,7 +206,9 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
     z = state["best_dev"][1]
     proj = Projection.for_model(tune_cfg, params)
     # the tuned prompt and the untuned template (a zero prompt on the placeholders), in one pass
-    prompts = np.concatenate([proj(z[None]), np.zeros((1, spec.prompt_len, cfg.hidden))])
+    prompts = proj(z[None])
+    if spec.zero_shot:
+        prompts = np.concatenate([prompts, np.zeros((1, spec.prompt_len, cfg.hidden))])
     if test is None:
         test = task.load(spec.data, spec.split, "test")
     if spec.test_limit:
@@ -217,7 +224,7 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
             "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
             "weights": spec.weights,
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
-            "zero_shot_metric": score(task.metric, preds[1], gold),
+            "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
 
 

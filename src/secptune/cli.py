@@ -38,6 +38,11 @@ def _selftest(args) -> int:
     return 0 if ok else 1
 
 
+def _zero_shot(m: dict) -> str:
+    z = m.get("zero_shot_metric")
+    return "" if z is None else f" (untuned template {z:.4f})"
+
+
 def _tune(args) -> int:
     import os
     from pathlib import Path
@@ -58,7 +63,8 @@ def _tune(args) -> int:
                    mode=args.mode, prompt_len=args.prompt_len, subspace_dim=args.dim, popsize=args.popsize,
                    sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
                    features=args.features, weights=args.weights, eval_every=args.eval_every,
-                   patience=args.patience, seed=args.seed, test_limit=args.test_limit)
+                   patience=args.patience, seed=args.seed, test_limit=args.test_limit,
+                   zero_shot=not args.no_zero_shot)
     out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
     try:
         metrics = tune_run(spec, out)
@@ -66,7 +72,7 @@ def _tune(args) -> int:
         print(f"secptune tune: {e}", file=sys.stderr)
         return 2
     print(f"{metrics['task']} {metrics['split']}: dev {metrics['metric']} {metrics['dev_metric']:.4f}, "
-          f"test {metrics['test_metric']:.4f} (untuned template {metrics['zero_shot_metric']:.4f}) "
+          f"test {metrics['test_metric']:.4f}{_zero_shot(metrics)} "
           f"on {metrics['test_examples']} examples; run folder {out}")
     return 0
 
@@ -82,8 +88,8 @@ def _eval(args) -> int:
     except (RunError, DataError) as e:
         print(f"secptune eval: {e}", file=sys.stderr)
         return 2
-    print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test_metric']:.4f} (untuned template "
-          f"{m['zero_shot_metric']:.4f}) on {m['test_examples']} examples")
+    print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test_metric']:.4f}{_zero_shot(m)} "
+          f"on {m['test_examples']} examples")
     return 0
 
 
@@ -128,6 +134,8 @@ def main(argv=None) -> int:
     sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
+    sp.add_argument("--no-zero-shot", action="store_true",
+                    help="do not score the untuned template on the test set (saves a second test pass)")
     sp.add_argument("--out", help="run folder (default runs/<task>-<split>-<mode>-s<seed>)")
     sp.set_defaults(fn=_tune)
     sp = sub.add_parser("eval", help="score a tuning run's saved prompt on a test set, in plaintext or on shares")

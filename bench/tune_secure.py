@@ -1,0 +1,65 @@
+"""Secure tuning on the five tasks beside plaintext twins with the same settings and seeds.
+
+    python -m bench.tune_secure [--data DIR] [--budget 30] [--attention softmax,rfa]
+                                [--weights public] [--out bench/results/tune_secure.jsonl]
+
+For each attention kind and task (split 16-13): one ``secptune tune --mode
+plain`` run and one ``--mode mpc`` run with the same settings and seeds, in
+run folders under runs/ (an interrupted benchmark resumes them).  The
+secure run scores only the tuned prompt on the test set (the untuned
+template's score is the plaintext twin's: the same model on the same
+inputs); test sets are capped at ``--test-limit`` examples.  One JSON line
+per run: the run's metrics.json (test metric, seconds, rounds and bytes per
+party per generation, modeled LAN and WAN seconds) plus the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from pathlib import Path
+
+from secptune.tuning.run import RunSpec, tune_run
+from secptune.tuning.tasks import TASKS
+from secptune.weights.default import default_model_dir
+
+from .common import git_commit, write_jsonl
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.tune_secure")
+    p.add_argument("--data", default=os.environ.get("SECPTUNE_DATA", "../shared/data"))
+    p.add_argument("--budget", type=int, default=30)
+    p.add_argument("--popsize", type=int, default=10)
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--attention", default="softmax,rfa")
+    p.add_argument("--features", type=int, default=64)
+    p.add_argument("--weights", choices=["public", "private"], default="public")
+    p.add_argument("--test-limit", type=int, default=500)
+    p.add_argument("--out", default="bench/results/tune_secure.jsonl")
+    args = p.parse_args(argv)
+    rows, commit = [], git_commit()          # the code that runs, whatever is committed meanwhile
+    for kind in args.attention.split(","):
+        for name in args.tasks.split(","):
+            for mode in ("plain", "mpc"):
+                spec = RunSpec(task=name, data=str(Path(args.data).resolve()), split="16-13",
+                               model=str(default_model_dir()), mode=mode, prompt_len=10, subspace_dim=100,
+                               popsize=args.popsize, sigma=1.0, budget=args.budget, max_len=64, attention=kind,
+                               features=args.features, weights=args.weights, eval_every=5, patience=0, seed=0,
+                               test_limit=args.test_limit, zero_shot=mode == "plain")
+                out = Path("runs") / f"tune_secure-{kind}-{name}-{mode}-b{args.budget}-{args.weights}"
+                log = io.StringIO()
+                m = tune_run(spec, out, stream=log)
+                m.update(budget=args.budget, popsize=args.popsize, commit=commit)
+                rows.append(m)
+                extra = (f", {m['seconds_per_generation']:.0f} s/gen, {m['bytes_per_party_per_generation']:.3g} "
+                         f"B/party/gen" if mode == "mpc" else "")
+                print(f"{kind} {name} {mode}: test {m['test_metric']:.4f}{extra}", flush=True)
+                write_jsonl(rows, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
