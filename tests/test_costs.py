@@ -8,7 +8,7 @@ from secptune.engine.costs import DECLARED as ALL_DECLARED
 
 # the nonlinear functions' costs are checked in test_approx.py
 DECLARED = {k: v for k, v in ALL_DECLARED.items() if not v.where.startswith("approx.")}
-from secptune.engine.protocols import boolean
+from secptune.engine.protocols import boolean, compare
 
 N = 24 * 50
 
@@ -36,6 +36,9 @@ def _cases(ctx, rng):
         "matmul_ss": (lambda: a @ b, 24 * 50),
         "matmul_sp": (lambda: a @ w, 24 * 50),
         "msb_bool": (lambda: boolean.msb_bool(ctx, x.shares), N),
+        "msb_bool32": (lambda: boolean.msb_bool(ctx, x.shares, width=32), N),
+        "lt32": (lambda: compare.lt(ctx, x.shares, y.shares, width=32), N),
+        "relu32": (lambda: compare.relu(ctx, x.shares, width=32), N),
         "b2a": (lambda: boolean.bit_to_arith(ctx, bits), N),
         "a2b": (lambda: boolean.a2b(ctx, x.shares), N),
         "lt": (lambda: x.lt(y), N),

@@ -21,6 +21,7 @@ from . import elementary as _el
 from . import trig as _trig
 from .activations import (  # noqa: F401  (bounds, re-exported for callers and tests)
     GELU_MAX_ABS_ERR,
+    GELU_MAX_INPUT,
     GELU_POLY_MAX_ABS_ERR,
     GELU_POLY_RANGE,
     LAYERNORM_MAX_REL_ERR,
@@ -31,6 +32,7 @@ from .elementary import (  # noqa: F401
     EXP_HI,
     EXP_LO,
     EXP_MAX_ABS_ERR,
+    EXP_MIN_INPUT,
     EXP_MAX_REL_ERR,
     EXP_REL_FLOOR,
     RECIPROCAL_EXTRA_BITS,

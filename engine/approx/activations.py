@@ -20,7 +20,8 @@ from .poly import combine, powers
 # ----------------------------------------------------------------------------
 # GELU
 
-GELU_MAX_ABS_ERR = 2e-3        # over the whole real line (float fit 5.9e-4, tail 1.3e-4, f = 18)
+GELU_MAX_ABS_ERR = 2e-3        # for |x| < GELU_MAX_INPUT (float fit 5.9e-4, tail 1.3e-4, f = 18)
+GELU_MAX_INPUT = 8188.0        # 2^(31 - f) - 4 at f = 18: the comparisons run on 32-bit words
 GELU_POLY_RANGE = fit.GELU_POLY_R
 GELU_POLY_MAX_ABS_ERR = 4e-3   # on [-4, 4] (float fit 2.1e-3, f = 18); no guarantee outside
 
@@ -30,21 +31,23 @@ def _public(shape, value: float, f: int) -> np.ndarray:
 
 
 def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu") -> np.ndarray:
-    """GELU(x) = x Phi(x) on the whole real line, max abs error GELU_MAX_ABS_ERR.
+    """GELU(x) = x Phi(x) for |x| < 2^(31 - f) - 4 (GELU_MAX_INPUT at f = 18: the
+    whole range a transformer's activations use), max abs error GELU_MAX_ABS_ERR.
 
     GELU(x) = ReLU(x) - e(|x|) with e(t) = t Phi(-t), an even correction that
     is below 1.3e-4 for |x| >= 4.  e is a degree-7 polynomial in t = |x|
     fitted on [0, 4] (``fit.py``), used where |x| < 4 and 0 elsewhere.  The
-    three comparisons (x < 0, x < 4, x < -4) run as one batch.
-    Cost: 7 (comparisons) + 1 (|x|, ReLU) + 6 (powers) + 2 (combine) + 1
-    (select) = 17 rounds.
+    three comparisons (x < 0, x < 4, x < -4) run as one batch on 32-bit
+    words (``msb_bool`` width 32), which bounds the input.
+    Cost: 6 (comparisons) + 1 (|x|, ReLU) + 6 (powers) + 2 (combine) + 1
+    (select) = 16 rounds.
     """
     shape = x.shape[1:]
     flat = x.reshape(3, -1)
     n = flat.shape[1]
     T = fit.GELU_T
     lo, hi = _public((n,), -T, f), _public((n,), T, f)
-    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp")
+    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp", width=32)
     bits = bit_to_arith(ctx, bits, f"{tag}/cmp")
     neg, below_hi, below_lo = bits[:, :n], bits[:, n:2 * n], bits[:, 2 * n:]
     inside = below_hi - below_lo                              # [-4 <= x < 4]
@@ -83,13 +86,15 @@ SOFTMAX_MAX_ABS_ERR = 2e-3     # per probability (f = 18)
 def softmax(ctx, x: np.ndarray, f: int, mask: np.ndarray | None = None, tag: str = "softmax") -> np.ndarray:
     """Softmax along the last axis: max subtraction, exp, one reciprocal per row.
 
+    Inputs within 2^(30 - f) of each other (4096 at f = 18): the maximum's
+    comparisons and the exp clamp run on 32-bit words.
     ``mask``: public 0/1 array broadcastable to x; masked entries get
     probability 0 (their exponentials are multiplied by 0, so no large
     negative constant enters the arithmetic).  Every row needs one unmasked
     entry.  Cost: max (8 rounds per halving of the row) + exp (24) + sum +
-    reciprocal (27) + product (2).
+    reciprocal (27) + product (2); the maximum is 7 rounds per halving of the row.
     """
-    m = max_(ctx, x, axis=-1, tag=f"{tag}/max")
+    m = max_(ctx, x, axis=-1, tag=f"{tag}/max", width=32)
     d = x - m[..., None]
     e = exp(ctx, d, f, clamp=True, tag=f"{tag}/exp")
     if mask is not None:

@@ -26,22 +26,23 @@ EXP_LO = fit.EXP_LO            # inputs below are clamped here (e^-16 = 1.1e-7 <
 EXP_HI = fit.EXP_HI            # domain upper end
 EXP_REL_FLOOR = 2.0**-6        # below this output the fixed-point ulp dominates the relative error
 EXP_MAX_REL_ERR = 5e-4         # relative error for outputs >= EXP_REL_FLOOR on [EXP_LO, EXP_HI] (f = 18; measured 2.7e-4)
-EXP_MAX_ABS_ERR = 1e-4         # absolute error for every input <= 0 (f = 18; measured 6.8e-5)
+EXP_MAX_ABS_ERR = 1e-4         # absolute error for every input in [EXP_MIN_INPUT, 0] (f = 18; measured 6.8e-5)
+EXP_MIN_INPUT = -8000.0        # the clamp compares on 32-bit words: x - EXP_LO > -2^(31 - f) at f = 18
 
 
 def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.ndarray:
-    """e^x for x <= EXP_HI (inputs below EXP_LO give e^EXP_LO ~ 0).
+    """e^x for EXP_MIN_INPUT <= x <= EXP_HI (inputs below EXP_LO give e^EXP_LO ~ 0).
 
     e^x = p(x / 16)^16: a degree-5 polynomial fitted to e^z on z in
     [-1, 0.25] (relative error 5.6e-6, ``fit.py``), its argument scaling folded
     into the coefficients, then four squarings.  ``clamp`` computes
-    max(x, EXP_LO) first (one ReLU); callers that guarantee x >= EXP_LO may
-    skip it.
-    Cost: clamp 8 rounds + powers 6 + combine 2 + squarings 8 = 24 rounds.
+    max(x, EXP_LO) first (one ReLU on 32-bit words, which sets EXP_MIN_INPUT);
+    callers that guarantee x >= EXP_LO may skip it.
+    Cost: clamp 7 rounds + powers 6 + combine 2 + squarings 8 = 23 rounds.
     """
     if clamp:
         lo = share_public(np.full(x.shape[1:], const(round(EXP_LO * 2**f)), np.uint64))
-        x = lo + relu(ctx, x - lo, f"{tag}/clamp")
+        x = lo + relu(ctx, x - lo, f"{tag}/clamp", width=32)
     k = 2**fit.EXP_SQUARINGS
     c = [ck / k**j for j, ck in enumerate(coeffs.EXP_POLY)]
     xmax = max(abs(EXP_LO), EXP_HI)

@@ -120,31 +120,38 @@ def _tree_level(gh, t, hp, half, first, left, right, gh_out):
 # MSB
 
 @numba.njit(inline="always")
-def _pair_bits(w):
-    """(h, l, h & l) of the 64-bit word w shifted left by one, as 32-bit words:
-    h = bits at odd positions, l = bits at even positions (dummy 0 at position 0)."""
-    h = _even_bits(w)
-    l_ = _even_bits(w << _U(1))
-    return np.uint32(h), np.uint32(l_), np.uint32(h & l_)
+def _pair_bits(w, width):
+    """(h, l, h & l) of the ``width``-bit word w (64, or 32: the low half) shifted left
+    by one, as half-width words: h = bits at odd positions, l = bits at even positions
+    (dummy 0 at position 0)."""
+    if width == 32:
+        w = w & _U(0xFFFFFFFF)
+        h = _even_bits(w)
+        l_ = _even_bits((w << _U(1)) & _U(0xFFFFFFFF))
+    else:
+        h = _even_bits(w)
+        l_ = _even_bits(w << _U(1))
+    return h, l_, h & l_
 
 
 @numba.njit(cache=True, nogil=True)
-def _role0_share(a, F0, F1, t0, t1, F2, t2):
-    """Role 0: the third components of a_h, a_l, a_h a_l (F2) and of a_63 (t2)."""
+def _role0_share(a, F0, F1, t0, t1, width, F2, t2):
+    """Role 0: the third components of a_h, a_l, a_h a_l (F2) and of its top bit (t2)."""
+    top = _U(width - 1)
     for i in range(a.size):
-        h, l_, hl = _pair_bits(a[i])
+        h, l_, hl = _pair_bits(a[i], width)
         F2[i, 0] = h ^ F0[i, 0] ^ F1[i, 0]
         F2[i, 1] = l_ ^ F0[i, 1] ^ F1[i, 1]
         F2[i, 2] = hl ^ F0[i, 2] ^ F1[i, 2]
-        t2[i] = np.uint8(a[i] >> _U(63)) ^ t0[i] ^ t1[i]
+        t2[i] = np.uint8((a[i] >> top) & _U(1)) ^ t0[i] ^ t1[i]
 
 
 @numba.njit(cache=True, nogil=True)
-def _cross(F, y, mg, mp, add_yhl, out):
+def _cross(F, y, mg, mp, add_yhl, width, out):
     """(G, P) cross terms of a share component F of (a_h, a_l, a_h a_l) with y, masked:
     G = F_h Y_h ^ F_hl Y_l ^ F_l Y_hl ^ mg,  P = F_hl ^ F_h Y_l ^ F_l Y_h ^ mp (^ Y_hl)."""
     for i in range(y.size):
-        yh, yl, yhl = _pair_bits(y[i])
+        yh, yl, yhl = _pair_bits(y[i], width)
         fh, fl, fhl = F[i, 0], F[i, 1], F[i, 2]
         out[i, 0] = (fh & yh) ^ (fhl & yl) ^ (fl & yhl) ^ mg[i]
         p = fhl ^ (fh & yl) ^ (fl & yh) ^ mp[i]
@@ -153,56 +160,66 @@ def _cross(F, y, mg, mp, add_yhl, out):
         out[i, 1] = p
 
 
-def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, tag: str):
-    """Role-view boolean shares of level-1 (G, P) words (uint32) and of a_63 ^ y_63 (uint8)."""
+def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, width: int, tag: str):
+    """Role-view boolean shares of level-1 (G, P) words (width/2 bits) and of a_top ^ y_top (uint8)."""
     rand = ctx.rand
     n = xr.shape[1]
+    half = _WORD[width // 2]
     a = xr[0] + xr[1]            # role 0
     y = np.ascontiguousarray(xr[2])   # roles 1 and 2
 
-    F0 = rot.draw(rand, 0, np.uint32, width=3)          # roles 0, 2
-    F1 = rot.draw(rand, 1, np.uint32, width=3)          # roles 0, 1
+    F0 = rot.draw(rand, 0, half, width=3)               # roles 0, 2
+    F1 = rot.draw(rand, 1, half, width=3)               # roles 0, 1
     t0 = rot.draw(rand, 0, np.uint8) & np.uint8(1)
     t1 = rot.draw(rand, 1, np.uint8) & np.uint8(1)
-    mask = rot.draw(rand, 2, np.uint32, width=4)        # roles 1, 2: mu0, mu1, nu0, nu1
+    mask = rot.draw(rand, 2, half, width=4)             # roles 1, 2: mu0, mu1, nu0, nu1
     m0, m1, m2, m3 = (np.ascontiguousarray(mask[:, j]) for j in range(4))
-    F2 = np.empty((n, 3), np.uint32)
+    F2 = np.empty((n, 3), half)
     t2 = np.empty(n, np.uint8)
-    _role0_share(a, F0, F1, t0, t1, F2, t2)                        # role 0
-    gp0 = np.empty((n, 2), np.uint32)
-    _cross(F0, y, m0, m2, False, gp0)                              # role 2
-    gp1 = np.empty((n, 2), np.uint32)
-    _cross(F1, y, m1, m3, False, gp1)                              # role 1
+    _role0_share(a, F0, F1, t0, t1, width, F2, t2)                 # role 0
+    gp0 = np.empty((n, 2), half)
+    _cross(F0, y, m0, m2, False, width, gp0)                       # role 2
+    gp1 = np.empty((n, 2), half)
+    _cross(F1, y, m1, m3, False, width, gp1)                       # role 1
     got = rot.exchange(
         ctx.chan,
         [
             (0, 1, F2), (0, 2, F2),
             (1, 0, gp1),
             (2, 0, gp0),
-            (0, 1, t2, 1), (0, 2, t2, 1),     # a_63's third component, packed bits
+            (0, 1, t2, 1), (0, 2, t2, 1),     # a's top bit's third component, packed bits
         ],
         tag=f"{tag}/msb-share",
     )
-    gp2 = np.empty((n, 2), np.uint32)
-    _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, gp2)                 # roles 1 and 2
+    gp2 = np.empty((n, 2), half)
+    _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, width, gp2)          # roles 1 and 2
     G = np.stack([got[3][:, 0], got[2][:, 0], gp2[:, 0]])
     P = np.stack([got[3][:, 1], got[2][:, 1], gp2[:, 1]])
-    top = np.stack([t0, t1, got[4] ^ (y >> _U(63)).astype(np.uint8)])
+    top = np.stack([t0, t1, got[4] ^ ((y >> _U(width - 1)) & _U(1)).astype(np.uint8)])
     return G, P, top
 
 
-def msb_bool(ctx, x: np.ndarray, tag: str = "msb") -> np.ndarray:
+MSB_WIDTHS = (64, 32)
+
+
+def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64) -> np.ndarray:
     """Boolean shares [3, n] (uint8, one bit each) of the MSB of flat arithmetic shares [3, n].
 
-    Cost: 6 rounds; per element per server about 13.4 B (first level, rotated)
-    + 7.625 B (five tree levels).
+    ``width`` 32: the MSB of x mod 2^32 (reducing shares mod 2^32 is a ring
+    homomorphism), which is the sign of x for |x| < 2^31 ring units; the adder
+    is half as wide and one tree level shorter.
+    Cost (64): 6 rounds; per element per server about 13.4 B (first level,
+    rotated) + 7.625 B (five tree levels).  Cost (32): 5 rounds, half the bytes.
     """
+    if width not in MSB_WIDTHS:
+        raise ValueError(f"{tag}: msb width must be one of {MSB_WIDTHS}, got {width}")
     n = x.shape[1]
     rot = Rotation(n)
-    G, P, top = _msb_first_level(ctx, rot, rot.to_roles(x), tag)
+    G, P, top = _msb_first_level(ctx, rot, rot.to_roles(x), width, tag)
     G, P, top = rot.to_real(G), rot.to_real(P), rot.to_real(top)
     gh, t, hp, first = G.reshape(-1), P.reshape(-1), 0, True
-    for w in (32, 16, 8, 4, 2):            # width of the (G, P) words entering the level
+    levels = (32, 16, 8, 4, 2) if width == 64 else (16, 8, 4, 2)
+    for w in levels:                       # width of the (G, P) words entering the level
         half = w // 2 if w > 2 else 0
         dt = _WORD[w]
         left = np.empty(3 * n, dt)
