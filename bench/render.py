@@ -100,6 +100,35 @@ def render_tune(rows: list) -> str:
                              f"{max(x['test_examples'] for x in rows)} examples; commit `{first.get('commit', '?')}`."])
 
 
+PAPER = {"sst2": (88.11, 89.56), "yelp": (85.23, 91.50), "agnews": (81.27, 81.51), "mrpc": (75.33, 75.51),
+         "rte": (52.95, 77.62)}   # SecP-Tuning (RFA, on shares) and plaintext BBT, RoBERTa-large, 16-shot
+
+
+def render_tune_secure(rows: list) -> str:
+    out = ["| attention | task | metric | test examples | zero-shot (plain) | tuned, plain twin | tuned, secure "
+           "| secure - plain | s / generation | rounds / gen. | GB / server / gen. | LAN min / gen. | WAN min / gen. "
+           "| paper: SecP-Tuning / BBT |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    plain = {(r["attention"], r["task"]): r for r in rows if r["mode"] == "plain"}
+    for r in rows:
+        if r["mode"] != "mpc":
+            continue
+        p = plain.get((r["attention"], r["task"]))
+        zs = f"{100 * p['zero_shot_metric']:.1f}" if p and p.get("zero_shot_metric") is not None else "-"
+        pt = f"{100 * p['test_metric']:.1f}" if p else "-"
+        diff = f"{100 * (r['test_metric'] - p['test_metric']):+.1f}" if p else "-"
+        att = r["attention"] + (f" (M = {r['features']})" if r["attention"] == "rfa" else "")
+        paper = PAPER.get(r["task"], ("-", "-"))
+        out.append(
+            f"| {att} | {r['task']} | {r['metric']} | {r['test_examples']} | {zs} | {pt} | {100 * r['test_metric']:.1f} "
+            f"| {diff} | {r['seconds_per_generation']:.0f} | {r['rounds_per_generation']:.0f} "
+            f"| {r['bytes_per_party_per_generation'] / 1e9:.1f} | {r['lan_seconds_per_generation'] / 60:.1f} "
+            f"| {r['wan_seconds_per_generation'] / 60:.0f} | {paper[0]} / {paper[1]} |")
+    first = rows[0]
+    return "\n".join(out + ["", f"Split 16-13, {first['budget']} model calls (popsize {first['popsize']}), "
+                             f"{first['weights']} weights; commit `{first.get('commit', '?')}`."])
+
+
 def render_file(path: str) -> str:
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -109,6 +138,8 @@ def render_file(path: str) -> str:
         return render_attention(rows)
     if "median_rel_err" in rows[0]:
         return render_rfa(rows)
+    if "zero_shot_metric" in rows[0] and any(r["mode"] == "mpc" for r in rows):
+        return render_tune_secure(rows)
     if "zero_shot_metric" in rows[0]:
         return render_tune(rows)
     if "mode" in rows[0]:

@@ -106,7 +106,13 @@ class Measurement:
 
 
 class Channel:
-    """Counts every exchange; the only way data crosses between parties."""
+    """Counts every exchange; the only way data crosses between parties.
+
+    ``me`` is None here (one process plays every party); ``party.PartyChannel``
+    sets it to the party whose view the process holds.
+    """
+
+    me: int | None = None
 
     def __init__(self):
         self.rounds = 0
@@ -135,6 +141,23 @@ class Channel:
 
     def _deliver(self, m: Message) -> np.ndarray:
         return m.payload
+
+    def held(self, own: np.ndarray, prev: np.ndarray) -> np.ndarray:
+        """Components [3, ...] as their holders have them, where server j's copy of
+        component j is own[j] and server j - 1's is prev[j] (two deliveries of one
+        value).  Here both are the same; party mode takes each from its own view."""
+        if self.me is None or self.me > 2:
+            return own
+        out = np.zeros_like(own)
+        nxt = (self.me + 1) % 3
+        out[self.me] = own[self.me]
+        out[nxt] = prev[nxt]
+        return out
+
+    def pick(self, per_server: np.ndarray) -> np.ndarray:
+        """The value a server computed for itself, from per-server results [3, ...] that
+        agree across servers (here: server 0's; party mode: this party's)."""
+        return per_server[self.me if self.me is not None and self.me < 3 else 0]
 
     def record_opening(self, tag: str, shape, receivers, masked: bool = False) -> None:
         self.openings.append(Opening(tag, tuple(shape), tuple(receivers), masked))

@@ -88,6 +88,18 @@ class Stream:
         return out[:n].view(dtype).reshape(shape)
 
 
+class NullStream(Stream):
+    """A stream a party does not hold (party mode): draws are zeros, so the computations
+    that use them fill slots of the shared arrays that belong to other parties."""
+
+    def __init__(self, label: str = ""):
+        self.label = label
+        self.bytes_drawn = 0
+
+    def _write(self, raw: np.ndarray, offset: int, nbytes: int) -> None:
+        raw[offset:offset + nbytes] = 0
+
+
 def draw_concat(parts, dtype, inner: tuple = ()) -> np.ndarray:
     """One array [sum of counts, *inner] drawn piecewise from (stream, count) parts, in order,
     written in place (no concatenation copy)."""
@@ -102,18 +114,40 @@ def draw_concat(parts, dtype, inner: tuple = ()) -> np.ndarray:
     return raw[:total * per].view(dtype).reshape((total,) + tuple(inner))
 
 
-class Randomness:
-    """All keystreams of one three-server run (plus the client's)."""
+LABELS = ("own/0", "own/1", "own/2", "component/0", "component/1", "component/2", "common", "client",
+          "model-owner")
 
-    def __init__(self, seed: int | bytes | None = None):
+
+def held_labels(party: int) -> set:
+    """The streams a party holds: server i its own, components i and i + 1 and the common
+    stream; the client (3) and the model owner (4) their own."""
+    if party in (0, 1, 2):
+        return {f"own/{party}", f"component/{party}", f"component/{(party + 1) % 3}", "common"}
+    return {("client", "model-owner")[party - 3]}
+
+
+class Randomness:
+    """All keystreams of one three-server run (plus the client's).
+
+    Party mode (``held``): only the streams in ``held`` are real, the others
+    are ``NullStream``s; their keys come from ``keys`` (agreed at start-up) or
+    are derived from the seed.
+    """
+
+    def __init__(self, seed: int | bytes | None = None, held: set | None = None, keys: dict | None = None):
         self.seeded = seed is not None
-        self._own = tuple(Stream(derive_key(seed, f"own/{i}"), f"own/{i}") for i in range(3))
-        self._component = tuple(
-            Stream(derive_key(seed, f"component/{j}"), f"component/{j}") for j in range(3)
-        )
-        self.common = Stream(derive_key(seed, "common"), "common")
-        self.client = Stream(derive_key(seed, "client"), "client")
-        self.model_owner = Stream(derive_key(seed, "model-owner"), "model-owner")
+        keys = keys or {}
+
+        def make(label: str) -> Stream:
+            if held is not None and label not in held:
+                return NullStream(label)
+            return Stream(keys[label] if label in keys else derive_key(seed, label), label)
+
+        self._own = tuple(make(f"own/{i}") for i in range(3))
+        self._component = tuple(make(f"component/{j}") for j in range(3))
+        self.common = make("common")
+        self.client = make("client")
+        self.model_owner = make("model-owner")
 
     def own(self, i: int) -> Stream:
         return self._own[i]

@@ -70,8 +70,8 @@ def share_from_client(ctx, v: np.ndarray, tag: str, party: int = CLIENT) -> np.n
         [Message(party, i, np.stack([out[i], out[(i + 1) % 3]])) for i in range(3)],
         tag=f"{tag}/share-from-{PARTY_NAMES[party]}",
     )
-    if got:
-        out = np.stack([got[i][0] for i in range(3)])
+    if got:   # component j: server j has it first in its message, server j - 1 second
+        out = ctx.chan.held(np.stack([got[i][0] for i in range(3)]), np.stack([got[i - 1][1] for i in range(3)]))
     return out
 
 
@@ -98,7 +98,10 @@ def reveal(ctx, x: np.ndarray, tag: str, to: int | None = None, masked: bool = F
     if to is None:
         got = ctx.chan.exchange([Message(j, (j + 1) % 3, x[j]) for j in range(3)], tag=f"{tag}/open")
         receivers = (0, 1, 2)
-        parts = got if got else [x[0], x[1], x[2]]
+        if got:       # server i: its components i, i + 1 and component i - 1 from server i - 1
+            ctx.chan.record_opening(tag, shape, receivers, masked)
+            return ctx.chan.pick(x + _next(x) + np.stack([got[i - 1] for i in range(3)]))
+        parts = [x[0], x[1], x[2]]
     elif to == CLIENT:
         got = ctx.chan.exchange([Message(j, CLIENT, x[j]) for j in range(3)], tag=f"{tag}/open")
         receivers = (CLIENT,)

@@ -184,18 +184,18 @@ def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, width: int, tag: str):
     got = rot.exchange(
         ctx.chan,
         [
-            (0, 1, F2), (0, 2, F2),
+            (0, (1, 2), F2),
             (1, 0, gp1),
             (2, 0, gp0),
-            (0, 1, t2, 1), (0, 2, t2, 1),     # a's top bit's third component, packed bits
+            (0, (1, 2), t2, 1),               # a's top bit's third component, packed bits
         ],
         tag=f"{tag}/msb-share",
     )
     gp2 = np.empty((n, 2), half)
     _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, width, gp2)          # roles 1 and 2
-    G = np.stack([got[3][:, 0], got[2][:, 0], gp2[:, 0]])
-    P = np.stack([got[3][:, 1], got[2][:, 1], gp2[:, 1]])
-    top = np.stack([t0, t1, got[4] ^ ((y >> _U(width - 1)) & _U(1)).astype(np.uint8)])
+    G = np.stack([got[2][:, 0], got[1][:, 0], gp2[:, 0]])
+    P = np.stack([got[2][:, 1], got[1][:, 1], gp2[:, 1]])
+    top = np.stack([t0, t1, got[3] ^ ((y >> _U(width - 1)) & _U(1)).astype(np.uint8)])
     return G, P, top
 
 
@@ -253,8 +253,8 @@ def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
     u2 = u - u0 - u1
     w0 = u0 * y + mu[:, 0]                      # role 2
     w1 = u1 * y + mu[:, 1]                      # role 1
-    got = rot.exchange(ctx.chan, [(0, 1, u2), (0, 2, u2), (1, 0, w1), (2, 0, w0)], tag=f"{tag}/b2a")
-    u2r, w1r, w0r = got[0], got[2], got[3]
+    got = rot.exchange(ctx.chan, [(0, (1, 2), u2), (1, 0, w1), (2, 0, w0)], tag=f"{tag}/b2a")
+    u2r, w1r, w0r = got
     w2 = u2r * y - mu[:, 0] - mu[:, 1]          # roles 1, 2
     two = _U(2)
     out = np.stack([u0 - two * w0r, u1 - two * w1r, u2r + y - two * w2])
@@ -296,9 +296,9 @@ def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
     a2 = a ^ a0 ^ a1
     g0 = (a0 & y) ^ mu[:, 0]
     g1 = (a1 & y) ^ mu[:, 1]
-    got = rot.exchange(ctx.chan, [(0, 1, a2), (0, 2, a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
+    got = rot.exchange(ctx.chan, [(0, (1, 2), a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
     a2r = got[0]
-    G = rot.assemble([got[3], got[2], (a2r & y) ^ mu[:, 0] ^ mu[:, 1]])
+    G = rot.assemble([got[2], got[1], (a2r & y) ^ mu[:, 0] ^ mu[:, 1]])
     p = rot.assemble([a0, a1, a2r ^ y])
     P = p.copy()
     d = 1

@@ -80,31 +80,38 @@ class Rotation:
         A message is (src_role, dst_role, payload[n, ...]) or, for uint8 values
         narrower than a byte, (src_role, dst_role, payload[n], bits): each
         chunk is then packed ``8 // bits`` values to a byte on the wire.
-        Payloads come back reassembled over chunks.
+        ``dst_role`` may be a tuple: the same payload to several roles, returned
+        once (each receiver's own delivery).  Payloads come back reassembled
+        over chunks.
         """
         real, index = [], []
         for s, send in enumerate(sends):
-            src, dst, payload = send[:3]
+            src, dsts, payload = send[:3]
             bits = send[3] if len(send) > 3 else None
             for k, lo, hi in self.chunks:
                 piece = payload[lo:hi]
                 if bits is not None:
                     piece = pack_bits(piece, bits)
-                real.append(Message((src + k) % 3, (dst + k) % 3, piece))
-                index.append((s, hi - lo))
+                for dst in (dsts if isinstance(dsts, tuple) else (dsts,)):
+                    real.append(Message((src + k) % 3, (dst + k) % 3, piece))
+                    index.append((s, k, hi - lo))
         got = chan.exchange(real, tag)
         if len(got) != len(real):  # empty payloads are dropped by the channel
             return [np.asarray(send[2]) for send in sends]
-        pieces: list[list] = [[] for _ in sends]
-        for (s, count), g, m in zip(index, got, real):
-            bits = sends[s][3] if len(sends[s]) > 3 else None
-            pieces[s].append((g if bits is None else unpack_bits(g, bits, count), g is m.payload and bits is None))
+        chosen: dict = {}
+        for (s, k, count), g, m in zip(index, got, real):
+            # of several deliveries of one chunk, keep the one this party is an end of
+            if (s, k) not in chosen or (chan.me is not None and chan.me in (m.src, m.dst)):
+                chosen[(s, k)] = (g, m, count)
         out = []
-        for send, p in zip(sends, pieces):
-            if all(same for _, same in p):
+        for s, send in enumerate(sends):
+            bits = send[3] if len(send) > 3 else None
+            parts = [chosen[(s, k)] for k, _, _ in self.chunks]
+            if bits is None and all(g is m.payload for g, m, _ in parts):
                 # delivered unchanged (in-process channel): the chunks are views of the
                 # sent array, so reassembling them would only copy it
                 out.append(send[2])
-            else:
-                out.append(p[0][0] if len(p) == 1 else np.concatenate([g for g, _ in p], axis=0))
+                continue
+            pieces = [g if bits is None else unpack_bits(g, bits, count) for g, _, count in parts]
+            out.append(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0))
         return out
