@@ -88,10 +88,11 @@ class PartyChannel(Channel):
     left this party for p.
     """
 
-    def __init__(self, me: int, links: dict):
+    def __init__(self, me: int, links: dict, on_round_end=None):
         super().__init__()
         self.me = me
         self.links = links
+        self.on_round_end = on_round_end      # e.g. flush what this round wrote to sockets
 
     def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
         messages = [m for m in messages if m.payload.size]
@@ -116,6 +117,8 @@ class PartyChannel(Channel):
         for m, got in zip(messages, delivered):
             if m.dst == self.me and self.me in self._taps:
                 self._taps[self.me].append((tag, m.src, np.array(got, copy=True)))
+        if self.on_round_end is not None:
+            self.on_round_end()
         return delivered
 
     def _link(self, peer: int, tag: str):
@@ -125,7 +128,8 @@ class PartyChannel(Channel):
         return link
 
 
-def party_context(me: int, links: dict, config: EngineConfig = EngineConfig(), keys: dict | None = None) -> Context:
+def party_context(me: int, links: dict, config: EngineConfig = EngineConfig(), keys: dict | None = None,
+                  on_round_end=None) -> Context:
     """A ``Context`` for party ``me``: its own keystreams only, its channel over ``links``.
 
     Keys come from ``keys`` (agreed at start-up) or from ``config.seed``; a
@@ -137,7 +141,7 @@ def party_context(me: int, links: dict, config: EngineConfig = EngineConfig(), k
         raise ValueError(f"{PARTY_NAMES[me]}: no key for streams {sorted(missing)} (give a seed or agreed keys)")
     ctx = Context(config)
     ctx.rand = Randomness(config.seed, held=held, keys=keys)
-    ctx.chan = PartyChannel(me, links)
+    ctx.chan = PartyChannel(me, links, on_round_end)
     return ctx
 
 

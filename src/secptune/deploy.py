@@ -1,0 +1,136 @@
+"""Parties as processes: a job's program run by every party over TLS links.
+
+A job is a name from ``JOBS`` and public JSON arguments, chosen by the
+client (data owner) and sent to every server after the links are up; each
+party then runs the same program on its own view (``engine.party``), with
+real data only where it holds it: the client its inputs, the model owner
+its weights.  Nothing but public arguments travels in the job message (JSON,
+never pickle: a server does not execute what a client sends).
+
+    secptune party --id 0 --config parties.toml      # a server: waits for a job, runs it, exits
+    secptune local-cluster --folder F                # certificates, config, three servers on loopback
+
+``run_client`` is the client's side (tests, ``secptune remote``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from secptune.engine import CLIENT, MODEL_OWNER, EngineConfig, SharedTensor
+from secptune.engine.comm import PARTY_NAMES
+from secptune.engine.party import LinkError, party_context
+from secptune.engine.transport import Network, load_config
+
+# ----------------------------------------------------------------------------
+# programs: f(ctx, me, args, private) -> what the client keeps; ``private`` is the
+# calling party's own input (the client's data, the model owner's weights) or None
+
+
+def selftest(ctx, me, args, private):
+    """Share two vectors, multiply, compare, open the results to the client."""
+    n = int(args["n"])
+    x = SharedTensor.from_client(ctx, private["x"] if me == CLIENT else np.zeros(n))
+    y = SharedTensor.from_client(ctx, private["y"] if me == CLIENT else np.zeros(n))
+    return {"xy": (x * y).reveal("xy", to=CLIENT), "lt": x.lt(y).reveal("lt", to=CLIENT)}
+
+
+def encode(ctx, me, args, private):
+    """The encoder on shares: anchor scores of token ids [b, n] (the client's) for a
+    model folder every party can read (its config is public; its weights are public,
+    or secret-shared by the model owner when ``args['private']``)."""
+    from dataclasses import fields, replace
+
+    from secptune.nn import encoder as E
+    from secptune.nn.attention import AttentionConfig
+    from secptune.nn.heads import anchor_scores
+    from secptune.weights.checkpoint import load_checkpoint
+
+    cfg, params = load_checkpoint(args["model"])
+    if args["private"] and me != MODEL_OWNER:       # only the model owner uses the real weights
+        params = replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
+                                         for lp in params.layers])
+    shape = tuple(args["shape"])
+    mask = np.asarray(args["mask"], np.float64)
+    anchors = np.asarray(args["anchors"], np.float64)
+    w = E.share_weights(ctx, params, private=args["private"])
+    x = private["x"] if me == CLIENT else np.zeros(shape + (cfg.hidden,))
+    xs = SharedTensor.from_client(ctx, x, name="examples")
+    att = AttentionConfig(args.get("attention", "softmax"), features=int(args.get("features", 64)))
+    h = E.encode(w, xs, mask, cfg, att)
+    s = anchor_scores(E.mean_pool(h, mask), anchors, float(args.get("temperature", 20.0)))
+    return {"scores": s.reveal("scores", to=CLIENT)}
+
+
+JOBS = {"selftest": selftest, "encode": encode}
+
+
+# ----------------------------------------------------------------------------
+# running a party
+
+def _send_json(link, obj) -> None:
+    data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+    link.send("job/size", np.array([data.size], np.uint64))
+    link.send("job", data)
+
+
+def _recv_json(link) -> dict:
+    n = int(link.recv("job/size", np.zeros(1, np.uint64))[0])
+    return json.loads(link.recv("job", np.zeros(n, np.uint8)).tobytes())
+
+
+def _run(me: int, config_path, job: dict | None, private, seed: int | None, log=sys.stderr) -> tuple:
+    cfg = load_config(config_path)
+    net = Network(me, cfg)
+    try:
+        t0 = time.perf_counter()
+        links = net.connect()
+        if me == CLIENT:
+            for s in (0, 1, 2):
+                _send_json(links[s], job)
+        elif me in (0, 1, 2):
+            job = _recv_json(links[CLIENT])
+            if MODEL_OWNER in links:
+                _send_json(links[MODEL_OWNER], job)
+        else:
+            job = _recv_json(links[0])
+        if job["name"] not in JOBS:
+            raise LinkError(f"{PARTY_NAMES[me]}: unknown job {job['name']!r}")
+        seed = job.get("seed") if seed is None else seed
+        keys = None if seed is not None else net.agree_keys()
+        flush = net.flush
+        ctx = party_context(me, links, EngineConfig(seed=seed), keys=keys, on_round_end=flush)
+        t1 = time.perf_counter()
+        before = [(link.bytes_sent, link.wire_sent) for link in links.values()]
+        out = JOBS[job["name"]](ctx, me, job["args"], private)
+        after = [(link.bytes_sent, link.wire_sent) for link in links.values()]
+        run_s = time.perf_counter() - t1
+        net.finish()
+        stats = {"party": PARTY_NAMES[me], "connect_s": t1 - t0, "run_s": run_s,
+                 "rounds": ctx.chan.rounds, "engine_bytes_sent": ctx.chan.bytes_sent[me],
+                 "socket_payload_bytes_sent": sum(a[0] - b[0] for a, b in zip(after, before)),
+                 "socket_frame_bytes_sent": sum(a[1] - b[1] for a, b in zip(after, before))}
+        print(json.dumps(stats), file=log, flush=True)
+        return out, stats
+    finally:
+        net.close()
+
+
+def serve(me: int, config_path, seed: int | None = None) -> dict:
+    """A server's (or the model owner's) whole life: connect, receive the job, run it."""
+    private = None
+    if me == MODEL_OWNER:
+        private = {}
+    return _run(me, config_path, None, private, seed)[1]
+
+
+def run_client(config_path, name: str, args: dict, private: dict, seed: int | None = None) -> tuple:
+    """The client's side of a job; returns (what was opened to the client, its stats)."""
+    job = {"name": name, "args": args}
+    if seed is not None:
+        job["seed"] = seed        # replay mode (tests): every party derives its keys from the seed
+    return _run(CLIENT, config_path, job, private, None)
