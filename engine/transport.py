@@ -185,8 +185,10 @@ def make_certificates(folder, names=PARTY_NAMES, ca_name: str = "secptune local 
     return out
 
 
-def write_local_config(folder, base_port: int, timeout: float = 60.0, names=PARTY_NAMES) -> Path:
-    """Certificates and a configuration for a cluster on loopback; returns the config path."""
+def write_local_config(folder, base_port: int, timeout: float = 60.0, names=PARTY_NAMES[:4]) -> Path:
+    """Certificates and a configuration for a cluster on loopback (by default the three
+    servers and the client; add "model-owner" to ``names`` for private weights, and the
+    servers then wait for the model owner too); returns the config path."""
     folder = Path(folder)
     make_certificates(folder / "certs", names)
     lines = [f"timeout = {timeout}", "connect_timeout = 60", "", "[ca]", 'cert = "certs/ca.pem"', ""]

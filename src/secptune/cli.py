@@ -93,6 +93,89 @@ def _eval(args) -> int:
     return 0
 
 
+def _party_id(value: str) -> int:
+    from secptune.engine.comm import PARTY_NAMES
+
+    names = {n.lower(): i for i, n in enumerate(PARTY_NAMES)} | {str(i): i for i in range(3)}
+    if value.lower() not in names or value.lower() == "client":
+        raise argparse.ArgumentTypeError(f"--id must be 0, 1, 2 or model-owner, got {value!r}")
+    return names[value.lower()]
+
+
+def _party(args) -> int:
+    from secptune.deploy import serve
+    from secptune.engine.party import LinkError
+    from secptune.engine.transport import ConfigError
+
+    try:
+        serve(args.id, args.config, once=args.once)
+    except (LinkError, ConfigError) as e:
+        print(f"secptune party: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _local_cluster(args) -> int:
+    import subprocess
+    from pathlib import Path
+
+    from secptune.engine.transport import write_local_config
+
+    cfg = write_local_config(Path(args.folder), args.port, timeout=args.timeout)
+    print(f"fresh certificates and {cfg}; servers S0, S1, S2 on 127.0.0.1:{args.port}-{args.port + 2}")
+    print(f"try:  secptune remote --config {cfg} selftest   (Ctrl-C stops the servers)", flush=True)
+    procs = [subprocess.Popen([sys.executable, "-m", "secptune", "party", "--id", str(i), "--config", str(cfg)])
+             for i in range(3)]
+    try:
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+    return max(p.wait() for p in procs)
+
+
+def _remote(args) -> int:
+    import numpy as np
+
+    from secptune.deploy import run_client
+    from secptune.engine.party import LinkError
+    from secptune.engine.transport import ConfigError
+
+    rng = np.random.default_rng(args.seed)
+    try:
+        ok = True
+        if args.job == "selftest":
+            x, y = rng.normal(size=args.n), rng.normal(size=args.n)
+            out, stats = run_client(args.config, "selftest", {"n": args.n}, {"x": x, "y": y})
+            err = float(np.abs(out["xy"] - x * y).max())
+            ok = bool(np.array_equal(out["lt"], (x < y).astype(float)))
+            print(f"three server processes: mul max abs err {err:.2e}; lt {'exact' if ok else 'WRONG'}")
+        else:
+            from secptune.nn import encoder as E
+            from secptune.tuning.prepare import load_tokenizer, pad_batch
+            from secptune.weights.checkpoint import load_checkpoint
+            from secptune.weights.default import default_model_dir
+
+            mdir = str(default_model_dir())
+            cfg, params = load_checkpoint(mdir)
+            tok = load_tokenizer(mdir)
+            anchor_texts = ("It was bad.", "It was great.")
+            ids, mask = pad_batch([tok.encode(t).ids for t in anchor_texts])
+            anchors = E.mean_pool(E.encode(params, E.embed(params, cfg, ids), mask, cfg), mask)
+            ids, mask = pad_batch([tok.encode(t).ids for t in args.text])
+            job = {"model": mdir, "private": False, "shape": list(ids.shape), "mask": mask.tolist(),
+                   "anchors": anchors.tolist(), "attention": args.attention}
+            out, stats = run_client(args.config, "encode", job, {"x": E.embed(params, cfg, ids)})
+            for t, s in zip(args.text, out["scores"]):
+                print(f"{anchor_texts[int(np.argmax(s))]:>14}  {t}")
+        print(f"{stats['rounds']} rounds in {stats['run_s']:.2f} s; client sent {stats['socket_payload_bytes_sent']} B")
+    except (LinkError, ConfigError) as e:
+        print(f"secptune remote: {e}", file=sys.stderr)
+        return 2
+    return 1 if args.job == "selftest" and not ok else 0
+
+
 def _plot(args) -> int:
     from pathlib import Path
 
@@ -148,6 +231,25 @@ def main(argv=None) -> int:
     sp.add_argument("--run", required=True)
     sp.add_argument("--out", help="PNG path (default <run>/learning_curve.png)")
     sp.set_defaults(fn=_plot)
+    sp = sub.add_parser("party", help="run a server (or the model owner) process of a cluster")
+    sp.add_argument("--id", required=True, type=_party_id, help="0, 1, 2 or model-owner")
+    sp.add_argument("--config", required=True, help="the cluster's parties.toml (engine/transport.py)")
+    sp.add_argument("--once", action="store_true", help="exit after one job (default: serve jobs until stopped)")
+    sp.set_defaults(fn=_party)
+    sp = sub.add_parser("local-cluster", help="fresh certificates, a config and three servers on loopback")
+    sp.add_argument("--folder", default="cluster", help="where the certificates and parties.toml go")
+    sp.add_argument("--port", type=int, default=7100, help="S0's port (S1, S2 the next two)")
+    sp.add_argument("--timeout", type=float, default=60.0, help="seconds a party waits for a peer")
+    sp.set_defaults(fn=_local_cluster)
+    sp = sub.add_parser("remote", help="run a job as the client against running servers")
+    sp.add_argument("--config", required=True)
+    sp.add_argument("job", choices=["selftest", "encode"])
+    sp.add_argument("--n", type=int, default=1000, help="selftest: vector length")
+    sp.add_argument("--text", nargs="+", default=["A gorgeous, witty film.", "Dull and far too long."],
+                    help="encode: sentences scored by the packaged MiniLM against two anchors (public weights)")
+    sp.add_argument("--attention", choices=["softmax", "rfa"], default="softmax")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(fn=_remote)
     sp = sub.add_parser("selftest", help="share, multiply, compare and open a small random example")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(fn=_selftest)

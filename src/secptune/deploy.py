@@ -120,12 +120,13 @@ def _run(me: int, config_path, job: dict | None, private, seed: int | None, log=
         net.close()
 
 
-def serve(me: int, config_path, seed: int | None = None) -> dict:
-    """A server's (or the model owner's) whole life: connect, receive the job, run it."""
-    private = None
-    if me == MODEL_OWNER:
-        private = {}
-    return _run(me, config_path, None, private, seed)[1]
+def serve(me: int, config_path, seed: int | None = None, once: bool = True) -> dict:
+    """A server's (or the model owner's) life: connect, receive a job from the client,
+    run it; again for the next client unless ``once``.  Returns the last job's stats."""
+    while True:
+        stats = _run(me, config_path, None, None, seed)[1]
+        if once:
+            return stats
 
 
 def run_client(config_path, name: str, args: dict, private: dict, seed: int | None = None) -> tuple:
