@@ -53,13 +53,11 @@ import numpy as np
 from .comm import PARTY_NAMES
 from .party import LinkError, check_frame
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:                                    # pragma: no cover
-    import tomli as tomllib
+import tomllib
 
 HEADER = struct.Struct("!2sHQQ")         # magic, tag length, sequence number, payload length
 MAGIC = b"SP"
+ABORT = "abort"                          # a party that stops tells the others why
 PARTY_IDS = {name: i for i, name in enumerate(PARTY_NAMES)}
 
 
@@ -260,6 +258,9 @@ class TlsLink:
             if n > self.net.cfg.max_frame:
                 raise LinkError(f"{where}: frame of {n} bytes exceeds max_frame {self.net.cfg.max_frame}")
             got_tag = (await self.reader.readexactly(tlen)).decode("utf-8", "replace")
+            if got_tag == ABORT:
+                reason = (await self.reader.readexactly(n)).decode("utf-8", "replace")
+                raise LinkError(f"{where}: {PARTY_NAMES[self.peer]} stopped: {reason}")
             check_frame(self.net.me, self.peer, tag, self.recv_seq, like.nbytes, got_tag, seq, n)
             data = await self.reader.readexactly(n)
         except asyncio.IncompleteReadError:
@@ -315,6 +316,8 @@ class Network:
             addr = self.cfg.parties[self.me]
 
             async def on_connect(reader, writer):
+                # a peer whose certificate the CA did not sign never gets here: the TLS
+                # handshake fails (asyncio drops it quietly; the peer gets the error)
                 try:
                     claimed = int.from_bytes(await asyncio.wait_for(reader.readexactly(1), 10), "big")
                 except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ssl.SSLError):
@@ -327,13 +330,13 @@ class Network:
                           f"with certificate {cn!r}", file=sys.stderr)
                     writer.close()
                     return
+                writer.write(b"\x01")                  # accepted
                 self.links[claimed] = TlsLink(self, claimed, reader, writer)
                 if all(p in self.links for p in accept):
                     arrived.set()
 
-            self._server = await asyncio.start_server(on_connect, addr.host, addr.port,
-                                                      ssl=_ssl_context(self.cfg, self.me, True),
-                                                      limit=1 << 30)
+            self._server = await asyncio.start_server(on_connect, addr.host, addr.port, limit=1 << 30,
+                                                      ssl=_ssl_context(self.cfg, self.me, True))
         ctx = _ssl_context(self.cfg, self.me, False)
         for p in dial:
             peer = self.cfg.parties[p]
@@ -353,6 +356,13 @@ class Network:
                 raise LinkError(f"{PARTY_NAMES[self.me]}: the party at {peer.host}:{peer.port} presented "
                                 f"certificate {_common_name(writer)!r}, expected {peer.name!r}")
             writer.write(bytes([self.me]))
+            try:       # the acceptor checks our certificate and name, then answers one byte
+                await asyncio.wait_for(reader.readexactly(1), self.cfg.connect_timeout)
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, asyncio.TimeoutError) as e:
+                writer.close()
+                raise LinkError(f"{PARTY_NAMES[self.me]}: {peer.name} at {peer.host}:{peer.port} refused the "
+                                f"connection ({type(e).__name__}{': ' + str(e) if str(e) else ''}; is this "
+                                f"party's certificate signed by the cluster's CA?)") from None
             self.links[p] = TlsLink(self, p, reader, writer)
         if accept:
             await arrived.wait()
@@ -396,6 +406,27 @@ class Network:
             link.send("bye", bye)
         for link in self.links.values():     # receiving runs the loop, which sends ours
             link.recv("bye", bye)
+
+    def abort(self, reason: str) -> None:
+        """Best effort: tell every peer why this party stops, so they stop with the cause."""
+        data = np.frombuffer(reason.encode()[:4096], np.uint8)
+        for link in self.links.values():
+            try:
+                t = ABORT.encode()
+                link.writer.write(HEADER.pack(MAGIC, len(t), link.sent_seq, data.size) + t + data.tobytes())
+            except Exception:       # the connection may be gone already
+                pass
+
+        async def drain():
+            for link in self.links.values():
+                try:
+                    await asyncio.wait_for(link.writer.drain(), 2)
+                except Exception:
+                    pass
+        try:
+            self.loop.run_until_complete(drain())
+        except Exception:
+            pass
 
     def close(self) -> None:
         for link in self.links.values():

@@ -28,15 +28,22 @@ from secptune.engine.transport import Network, load_config
 
 # ----------------------------------------------------------------------------
 # programs: f(ctx, me, args, private) -> what the client keeps; ``private`` is the
-# calling party's own input (the client's data, the model owner's weights) or None
+# client's own input.  ``me`` None: the one-process simulation, which plays every party.
+
+
+def _is(me, party) -> bool:
+    return me is None or me == party
 
 
 def selftest(ctx, me, args, private):
-    """Share two vectors, multiply, compare, open the results to the client."""
+    """Share two vectors, multiply, compare, open the results to the client
+    (``repeat`` times: a longer job for fault tests)."""
     n = int(args["n"])
-    x = SharedTensor.from_client(ctx, private["x"] if me == CLIENT else np.zeros(n))
-    y = SharedTensor.from_client(ctx, private["y"] if me == CLIENT else np.zeros(n))
-    return {"xy": (x * y).reveal("xy", to=CLIENT), "lt": x.lt(y).reveal("lt", to=CLIENT)}
+    x = SharedTensor.from_client(ctx, private["x"] if _is(me, CLIENT) else np.zeros(n))
+    y = SharedTensor.from_client(ctx, private["y"] if _is(me, CLIENT) else np.zeros(n))
+    for _ in range(int(args.get("repeat", 1))):
+        out = {"xy": (x * y).reveal("xy", to=CLIENT), "lt": x.lt(y).reveal("lt", to=CLIENT)}
+    return out
 
 
 def encode(ctx, me, args, private):
@@ -51,14 +58,14 @@ def encode(ctx, me, args, private):
     from secptune.weights.checkpoint import load_checkpoint
 
     cfg, params = load_checkpoint(args["model"])
-    if args["private"] and me != MODEL_OWNER:       # only the model owner uses the real weights
+    if args["private"] and not _is(me, MODEL_OWNER):   # only the model owner uses the real weights
         params = replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
                                          for lp in params.layers])
     shape = tuple(args["shape"])
     mask = np.asarray(args["mask"], np.float64)
     anchors = np.asarray(args["anchors"], np.float64)
     w = E.share_weights(ctx, params, private=args["private"])
-    x = private["x"] if me == CLIENT else np.zeros(shape + (cfg.hidden,))
+    x = private["x"] if _is(me, CLIENT) else np.zeros(shape + (cfg.hidden,))
     xs = SharedTensor.from_client(ctx, x, name="examples")
     att = AttentionConfig(args.get("attention", "softmax"), features=int(args.get("features", 64)))
     h = E.encode(w, xs, mask, cfg, att)
@@ -94,7 +101,7 @@ def _run(me: int, config_path, job: dict | None, private, seed: int | None, log=
                 _send_json(links[s], job)
         elif me in (0, 1, 2):
             job = _recv_json(links[CLIENT])
-            if MODEL_OWNER in links:
+            if me == 0 and MODEL_OWNER in links:       # S0 passes the job on to the model owner
                 _send_json(links[MODEL_OWNER], job)
         else:
             job = _recv_json(links[0])
@@ -116,6 +123,9 @@ def _run(me: int, config_path, job: dict | None, private, seed: int | None, log=
                  "socket_frame_bytes_sent": sum(a[1] - b[1] for a, b in zip(after, before))}
         print(json.dumps(stats), file=log, flush=True)
         return out, stats
+    except LinkError as e:
+        net.abort(str(e))
+        raise
     finally:
         net.close()
 

@@ -1,0 +1,185 @@
+"""Parties as real processes on loopback, started and stopped by the tests themselves."""
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from secptune.deploy import encode, run_client, selftest
+from secptune.engine import CLIENT, MODEL_OWNER, Context, EngineConfig
+from secptune.engine.party import LinkError
+from secptune.engine.transport import ConfigError, load_config, make_certificates, write_local_config
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def _free_port_base() -> int:
+    while True:
+        socks = []
+        try:
+            base = None
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+            s.close()
+            for k in range(3):
+                t = socket.socket()
+                t.bind(("127.0.0.1", base + k))
+                socks.append(t)
+            return base
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+
+
+def _start(cfg, ids, seed=None):
+    code = "import sys; from secptune.deploy import serve; serve(int(sys.argv[1]), sys.argv[2]{})".format(
+        "" if seed is None else f", seed={seed}")
+    return {i: subprocess.Popen([sys.executable, "-c", code, str(i), str(cfg)], stderr=subprocess.PIPE, text=True)
+            for i in ids}
+
+
+def _finish(procs, timeout=60):
+    out = {}
+    for i, p in procs.items():
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise AssertionError(f"party {i} did not stop within {timeout} s")
+        out[i] = (p.returncode, err)
+    return out
+
+
+def _stats(err: str) -> dict:
+    return json.loads([ln for ln in err.splitlines() if ln.startswith("{")][-1])
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    return write_local_config(tmp_path, _free_port_base(), timeout=20)
+
+
+def test_selftest_across_processes_equals_the_simulation_and_socket_bytes_equal_the_accounting(cluster):
+    procs = _start(cluster, (0, 1, 2))
+    rng = np.random.default_rng(0)
+    private = {"x": rng.normal(size=600), "y": rng.normal(size=600)}
+    out, stats = run_client(cluster, "selftest", {"n": 600}, private, seed=9)
+    done = _finish(procs)
+    sim = selftest(Context(EngineConfig(seed=9)), None, {"n": 600}, private)
+    np.testing.assert_array_equal(out["xy"], sim["xy"])
+    np.testing.assert_array_equal(out["lt"], sim["lt"])
+    for i, (rc, err) in done.items():
+        assert rc == 0, err
+        s = _stats(err)
+        assert s["socket_payload_bytes_sent"] == s["engine_bytes_sent"] > 0
+        assert s["rounds"] == stats["rounds"]
+    assert stats["socket_payload_bytes_sent"] == stats["engine_bytes_sent"] == 600 * 48 * 2
+
+
+def test_private_weight_encoder_across_processes_equals_the_simulation(tmp_path):
+    from secptune.nn import encoder as E
+    from secptune.weights.checkpoint import load_checkpoint
+
+    cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=30,
+                                  names=("S0", "S1", "S2", "client", "model-owner"))
+    cfg, params = load_checkpoint(FIX / "bert")
+    rng = np.random.default_rng(2)
+    ids = rng.integers(5, 99, size=(2, 7))
+    mask = np.ones((2, 7))
+    mask[1, 5:] = 0
+    args = {"model": str(FIX / "bert"), "private": True, "shape": [2, 7], "mask": mask.tolist(),
+            "anchors": rng.normal(size=(2, cfg.hidden)).tolist(), "attention": "softmax"}
+    private = {"x": E.embed(params, cfg, ids)}
+    procs = _start(cfg_path, (0, 1, 2, MODEL_OWNER))
+    out, _ = run_client(cfg_path, "encode", args, private, seed=4)
+    done = _finish(procs)
+    assert all(rc == 0 for rc, _ in done.values()), done
+    sim = encode(Context(EngineConfig(seed=4)), None, args, private)     # the simulation plays every party
+    np.testing.assert_array_equal(out["scores"], sim["scores"])
+
+
+def test_a_peer_with_a_certificate_from_another_ca_is_refused(tmp_path, cluster):
+    other = make_certificates(tmp_path / "other", names=("client",), ca_name="someone else's CA")
+    text = cluster.read_text().replace('cert = "certs/client.pem"', f'cert = "{other["client"][0]}"')
+    text = text.replace('key = "certs/client.key"', f'key = "{other["client"][1]}"')
+    text = text.replace("connect_timeout = 60", "connect_timeout = 5")
+    bad = cluster.with_name("bad.toml")
+    bad.write_text(text)
+    procs = _start(cluster, (0, 1, 2))
+    try:
+        with pytest.raises(LinkError, match="client: S0 at 127.0.0.1:[0-9]+ refused the connection"):
+            run_client(bad, "selftest", {"n": 3}, {"x": np.zeros(3), "y": np.zeros(3)})
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.communicate()
+
+
+def test_a_garbled_frame_is_rejected_with_an_error_naming_the_peer(cluster):
+    cfg = load_config(cluster)
+    procs = _start(cluster, (0, 1, 2))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cfg.parties[CLIENT].cert, cfg.parties[CLIENT].key)
+    ctx.load_verify_locations(cfg.ca)
+    conns = []
+    for i in (0, 1, 2):
+        for _ in range(100):
+            try:
+                raw = socket.create_connection(("127.0.0.1", cfg.parties[i].port))
+                break
+            except OSError:
+                time.sleep(0.1)
+        s = ctx.wrap_socket(raw)
+        s.sendall(bytes([CLIENT]) + b"this is not a frame at all" * 4)
+        conns.append(s)
+    done = _finish(procs)
+    for s in conns:
+        s.close()
+    for i, (rc, err) in done.items():
+        assert rc != 0
+        assert f"S{i}: message from client at step 'job/size'" in err and "not a secptune frame" in err
+
+
+def test_a_killed_party_stops_the_others_with_a_clear_error_within_the_timeout(tmp_path):
+    import threading
+
+    cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=5)
+    procs = _start(cfg_path, (0, 1, 2))
+    rng = np.random.default_rng(0)
+    private = {"x": rng.normal(size=50000), "y": rng.normal(size=50000)}
+    killer = threading.Timer(3.0, procs[1].kill)
+    killer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(LinkError, match="S1"):
+        run_client(cfg_path, "selftest", {"n": 50000, "repeat": 10000}, private)
+    assert time.perf_counter() - t0 < 30
+    killer.join()
+    done = _finish({0: procs[0], 2: procs[2]}, timeout=20)
+    for i, (rc, err) in done.items():
+        assert rc != 0 and "S1" in err, err
+
+
+def test_bad_configurations_name_the_file_and_the_field(tmp_path):
+    p = tmp_path / "parties.toml"
+    p.write_text('[ca]\ncert = "ca.pem"\n[parties.S0]\nport = 1\ncert = "a"\nkey = "b"\n')
+    with pytest.raises(ConfigError, match=r"parties.toml: \[parties\]: servers S1, S2 are missing"):
+        load_config(p)
+    p.write_text('[ca]\ncert = "ca.pem"\n[parties.S7]\nport = 1\n')
+    with pytest.raises(ConfigError, match=r"\[parties.S7\]: unknown party"):
+        load_config(p)
+    p.write_text('[parties.S0]\n')
+    with pytest.raises(ConfigError, match="top level: field 'ca' is missing"):
+        load_config(p)
+    p.write_text('[ca]\ncert = "ca.pem"\n[parties.S0]\nport = "x"\ncert = "a"\nkey = "b"\n')
+    with pytest.raises(ConfigError, match=r"\[parties.S0\].port: expected int"):
+        load_config(p)
