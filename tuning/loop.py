@@ -87,10 +87,15 @@ class Scorer:
     """
 
     def __init__(self, cfg_model, params, ids: np.ndarray, mask: np.ndarray, anchors: np.ndarray,
-                 tune: TuneConfig, ctx: Context | None = None, weights=None):
+                 tune: TuneConfig, ctx: Context | None = None, weights=None, announce=None):
         """``ctx`` and ``weights``: an existing run's context and server-side weights
-        (so a dev or test scorer reuses the weights shared once)."""
+        (so a dev or test scorer reuses the weights shared once).  ``announce``: with
+        servers in other processes, tells them (public facts only: shapes, the padding
+        mask) which secure step comes next, so they run the same protocol code."""
         self.cfg, self.params, self.mask, self.tune = cfg_model, params, np.asarray(mask), tune
+        self.announce = announce
+        if announce is not None and tune.mode == "mpc":
+            self.index = announce({"op": "scorer", "shape": list(np.shape(ids)), "mask": self.mask.tolist()})
         self.anchors = anchors
         self.x = E.embed(params, cfg_model, ids)                        # client side
         if tune.mode == "plain":
@@ -134,6 +139,8 @@ class Scorer:
             s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
             return s.reshape(P, n_ex, -1)
         L = prompts.shape[1]
+        if self.announce is not None:
+            self.announce({"op": "score", "scorer": self.index, "shape": list(prompts.shape), "tag": tag})
         shared_prompts = SharedTensor.from_client(self.ctx, prompts, name="prompts")   # [P, L, hidden]
         parts, order = [], []
         passes = list(self.passes(P))

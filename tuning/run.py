@@ -110,10 +110,23 @@ def _load_model(spec: RunSpec, task: Task) -> tuple:
     return cfg, params, tok, anchor_embeddings(tok, cfg, params, task)
 
 
-def tune_run(spec: RunSpec, out: Path, stream=None) -> dict:
+def tune_run(spec: RunSpec, out: Path, stream=None, remote=None) -> dict:
     """Run (or resume) a tuning run, printing progress to ``stream`` (default stdout);
-    returns the final metrics."""
+    returns the final metrics.  ``remote``: the servers are other processes
+    (``secptune.deploy.RemoteSession``); this process is then the client only."""
     stream = stream or sys.stdout
+    if remote is None or spec.mode != "mpc":
+        return _tune_run(spec, out, stream, None)
+    try:
+        metrics = _tune_run(spec, out, stream, remote)
+    except BaseException as e:
+        remote.stop(False, f"the client stopped: {type(e).__name__}: {e}")
+        raise
+    remote.stop(True)
+    return metrics
+
+
+def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     task: Task = TASKS[spec.task]
     tune_cfg = _tune_config(spec)
     state = _prepare_out(out, spec)
@@ -122,10 +135,13 @@ def tune_run(spec: RunSpec, out: Path, stream=None) -> dict:
     dev = task.load(spec.data, spec.split, "dev")
     ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len)
     dids, dmask, dy = encode_examples(tok, task, dev, spec.prompt_len, spec.max_len)
-    scorer = Scorer(cfg, params, ids, mask, anchors, tune_cfg)
+    ctx = weights = announce = None
+    if remote is not None:
+        ctx, weights, announce = remote.start(spec, anchors)
+    scorer = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     ctx = getattr(scorer, "ctx", None)
     weights = getattr(scorer, "weights", None)
-    dev_scorer = Scorer(cfg, params, dids, dmask, anchors, tune_cfg, ctx=ctx, weights=weights)
+    dev_scorer = Scorer(cfg, params, dids, dmask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     proj = Projection.for_model(tune_cfg, params)
 
     if state is None:
@@ -179,7 +195,7 @@ def tune_run(spec: RunSpec, out: Path, stream=None) -> dict:
               f"{dev} {wall:.1f}s{extra}", file=stream, flush=True)
 
     t0 = time.perf_counter()
-    metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state)
+    metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, announce=announce)
     metrics.update(_generation_means(out), test_seconds=time.perf_counter() - t0)
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
@@ -199,7 +215,8 @@ def _generation_means(out: Path) -> dict:
     return res
 
 
-def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None) -> dict:
+def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None,
+             announce=None) -> dict:
     """Dev and test metric of the best prompt by dev metric (test through the same path).
 
     ``test``: examples to score instead of the task's test set."""
@@ -216,7 +233,8 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
     preds, gold = [], []
     for i in range(0, len(test), 64):
         ids, mask, y = encode_examples(tok, task, test[i:i + 64], spec.prompt_len, spec.max_len)
-        s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights)(prompts, tag="test/scores")
+        s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
+                   announce=announce)(prompts, tag="test/scores")
         preds.append(np.argmax(s, -1))
         gold.append(y)
     preds, gold = np.concatenate(preds, axis=1), np.concatenate(gold)

@@ -66,10 +66,24 @@ def _tune(args) -> int:
                    patience=args.patience, seed=args.seed, test_limit=args.test_limit,
                    zero_shot=not args.no_zero_shot)
     out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
+    remote = None
+    if args.parties:
+        from secptune.deploy import RemoteSession
+
+        if args.mode != "mpc":
+            print("secptune tune: --parties needs --mode mpc", file=sys.stderr)
+            return 2
+        remote = RemoteSession(args.parties)
+    from secptune.engine.party import LinkError
+    from secptune.engine.transport import ConfigError
+
     try:
-        metrics = tune_run(spec, out)
-    except (RunError, DataError) as e:
+        metrics = tune_run(spec, out, remote=remote)
+    except (RunError, DataError, LinkError, ConfigError) as e:
         print(f"secptune tune: {e}", file=sys.stderr)
+        if isinstance(e, LinkError):
+            print(f"secptune tune: finished generations are kept in {out}; restart the servers and rerun "
+                  f"the same command to resume", file=sys.stderr)
         return 2
     print(f"{metrics['task']} {metrics['split']}: dev {metrics['metric']} {metrics['dev_metric']:.4f}, "
           f"test {metrics['test_metric']:.4f}{_zero_shot(metrics)} "
@@ -220,6 +234,8 @@ def main(argv=None) -> int:
     sp.add_argument("--no-zero-shot", action="store_true",
                     help="do not score the untuned template on the test set (saves a second test pass)")
     sp.add_argument("--out", help="run folder (default runs/<task>-<split>-<mode>-s<seed>)")
+    sp.add_argument("--parties", help="a cluster's parties.toml: run as the client against server processes "
+                    "(secptune party / local-cluster) instead of simulating the servers in this process")
     sp.set_defaults(fn=_tune)
     sp = sub.add_parser("eval", help="score a tuning run's saved prompt on a test set, in plaintext or on shares")
     sp.add_argument("--run", required=True, help="the run folder written by secptune tune")

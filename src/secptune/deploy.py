@@ -73,7 +73,106 @@ def encode(ctx, me, args, private):
     return {"scores": s.reveal("scores", to=CLIENT)}
 
 
-JOBS = {"selftest": selftest, "encode": encode}
+def _placeholder_layers(params):
+    from dataclasses import fields, replace
+
+    return replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
+                                   for lp in params.layers])
+
+
+def _tune_setup(ctx, me, args):
+    """What every party builds first in a tuning job: the model's public parts, the
+    tuning settings, and the layer weights on the servers (shared once)."""
+    from secptune.nn import encoder as E
+    from secptune.nn.attention import AttentionConfig
+    from secptune.tuning.loop import TuneConfig
+    from secptune.weights.checkpoint import load_checkpoint
+
+    cfg, params = load_checkpoint(args["model"])
+    if args["private"] and not _is(me, MODEL_OWNER):
+        params = _placeholder_layers(params)
+    tune_cfg = TuneConfig(prompt_len=int(args["prompt_len"]), mode="mpc", private_weights=bool(args["private"]),
+                          attention=AttentionConfig(args["attention"], features=int(args["features"])),
+                          temperature=float(args["temperature"]), max_tokens=int(args["max_tokens"]),
+                          popsize=1, budget=1)
+    weights = E.share_weights(ctx, params, private=bool(args["private"]))
+    return cfg, params, tune_cfg, weights
+
+
+def tune_server(ctx, me, args, private):
+    """A server's side of ``secptune tune --parties``: the weights once, then the
+    client's announced steps (a new set of examples, a batch of prompts to score)
+    with placeholders of the announced shapes, until the client says stop."""
+    from secptune.tuning.loop import Scorer
+
+    cfg, params, tune_cfg, weights = _tune_setup(ctx, me, args)
+    if me == MODEL_OWNER:
+        return {}
+    anchors = np.asarray(args["anchors"], np.float64)
+    scorers = []
+    while True:
+        cmd = _recv_json(ctx.chan.links[CLIENT])
+        if cmd["op"] == "stop":
+            return {"scorers": len(scorers)}
+        if cmd["op"] == "scorer":
+            scorers.append(Scorer(cfg, params, np.zeros(cmd["shape"], np.int64), np.asarray(cmd["mask"]), anchors,
+                                  tune_cfg, ctx=ctx, weights=weights))
+        elif cmd["op"] == "score":
+            scorers[int(cmd["scorer"])](np.zeros(cmd["shape"]), tag=cmd["tag"])
+        else:
+            raise LinkError(f"{PARTY_NAMES[me]}: unknown step {cmd['op']!r} from the client")
+
+
+JOBS = {"selftest": selftest, "encode": encode, "tune": tune_server}
+
+
+class RemoteSession:
+    """The client's side of a tuning run against server processes (``tune_run``'s
+    ``remote``): connects, starts the servers' ``tune`` job, shares nothing but what
+    the protocol shares, and announces each secure step before it runs it."""
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self.net = None
+
+    def start(self, spec, anchors):
+        """(ctx, weights, announce) for a run's settings; anchors are public."""
+        from secptune.tuning.loop import Scorer  # noqa: F401  (the client builds its scorers in run.py)
+
+        cfg = load_config(self.config_path)
+        self.net = Network(CLIENT, cfg)
+        links = self.net.connect()
+        args = {"model": spec.model, "private": spec.weights == "private", "prompt_len": spec.prompt_len,
+                "attention": spec.attention, "features": spec.features, "temperature": 20.0,
+                "max_tokens": 2048, "anchors": np.asarray(anchors).tolist()}
+        for s in (0, 1, 2):
+            _send_json(links[s], {"name": "tune", "args": args})
+        keys = self.net.agree_keys()
+        self.ctx = party_context(CLIENT, links, EngineConfig(), keys=keys, on_round_end=self.net.flush)
+        _, _, _, weights = _tune_setup(self.ctx, CLIENT, args)
+        self.count = 0
+        return self.ctx, weights, self.announce
+
+    def announce(self, cmd: dict):
+        for s in (0, 1, 2):
+            _send_json(self.net.links[s], cmd)
+        if cmd["op"] == "scorer":
+            self.count += 1
+            return self.count - 1
+        return None
+
+    def stop(self, ok: bool, reason: str = "") -> None:
+        if self.net is None:
+            return
+        try:
+            if ok:
+                self.announce({"op": "stop"})
+                self.net.finish()
+            else:
+                self.net.abort(reason)
+        finally:
+            self.net.close()
+            self.net = None
 
 
 # ----------------------------------------------------------------------------
