@@ -129,11 +129,28 @@ def render_tune_secure(rows: list) -> str:
                              f"{first['weights']} weights; commit `{first.get('commit', '?')}`."])
 
 
+def render_deploy(rows: list) -> str:
+    out = ["| setting | weights | batch | seconds | rounds | GB / server (engine) | GB / server (socket payload) "
+           "| GB / server (frames) | scores equal |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        sock = r.get("socket_payload_bytes_per_server")
+        frames = r.get("socket_frame_bytes_per_server")
+        out.append(f"| {r['setting']} | {r['weights']} | {r['batch']} x {r['seq_len']} | {r['seconds']:.2f} "
+                   f"| {r['rounds']} | {r['engine_bytes_per_server'] / 1e9:.3f} "
+                   f"| {'-' if sock is None else f'{sock / 1e9:.3f}'} | {'-' if frames is None else f'{frames / 1e9:.3f}'} "
+                   f"| {r.get('scores_equal_in_process', '-')} |")
+    first = rows[0]
+    return "\n".join(out + ["", f"Network model for the in-process run: LAN {first['lan_model_s']:.1f} s, WAN "
+                             f"{first['wan_model_s']:.0f} s; commit `{first.get('commit', '?')}`."])
+
+
 def render_file(path: str) -> str:
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     if not rows:
         return "(no results)"
+    if "setting" in rows[0]:
+        return render_deploy(rows)
     if "kind" in rows[0]:
         return render_attention(rows)
     if "median_rel_err" in rows[0]:
