@@ -228,7 +228,7 @@ class SharedTensor:
             if self.fmt is not None and other.fmt is not None:
                 if self.fmt != other.fmt:
                     raise ValueError(f"{tag}: formats differ ({self.fmt} vs {other.fmt})")
-                z = arith.matmul_local(self.shares, other.shares)
+                z = arith.matmul_local(self.shares, other.shares, self.ctx.chan.me)
                 z += self.ctx.rand.zero_sharing(z.shape[1:])
                 return self._new(trunc_additive(self.ctx, z, self.fmt.frac_bits, tag))
             fmt = self.fmt if self.fmt is not None else other.fmt
@@ -237,10 +237,10 @@ class SharedTensor:
         if w.ndim < 2 or self.shape[-1] != w.shape[-2]:
             raise ValueError(f"{tag}: shapes {self.shape} and {w.shape} do not chain")
         if w.dtype.kind in "iu":
-            return self._new(arith.matmul_public(self.shares, as_ring(w)))
+            return self._new(arith.matmul_public(self.shares, as_ring(w), self.ctx.chan.me))
         if self.fmt is None:
             raise TypeError(f"{tag}: integer tensor times a float matrix: give the tensor a format first")
-        prod = arith.matmul_public(self.shares, self.fmt.encode(w, f"{tag} operand"))
+        prod = arith.matmul_public(self.shares, self.fmt.encode(w, f"{tag} operand"), self.ctx.chan.me)
         return self._new(trunc(self.ctx, prod, self.fmt.frac_bits, tag))
 
     def sum_squares(self, weight: float = 1.0, tag: str = "sumsq") -> "SharedTensor":

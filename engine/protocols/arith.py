@@ -147,7 +147,7 @@ def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
     return reshare(ctx, z, tag)
 
 
-def matmul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndarray:
     """Additive shares of x @ y, unmasked: the matrix form of ``mul_local``.
 
         Z_0 = (X_0 + X_1)(Y_0 + Y_1),  Z_1 = X_1 Y_2 + X_2 (Y_1 + Y_2),
@@ -155,11 +155,23 @@ def matmul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     Five ring matmuls, run as three: [X_1; X_0] @ Y_2 shares Y_2's limbs (rows
     of two servers stacked), and X_2 @ [Y_1 + Y_2 | Y_0] shares X_2's.
-    Communication does not depend on the inner dimension.
+    Communication does not depend on the inner dimension.  ``me`` (party mode):
+    only that server's Z_me (the client and the model owner compute none).
     """
     m = x.shape[-2]
     n = y.shape[-1]
     out_shape = np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (m, n)
+    if me is not None:
+        z = np.zeros((3,) + out_shape, dtype=np.uint64)
+        if me == 0:
+            z[0] = limb_matmul(split_limbs(x[0] + x[1]), split_limbs(y[0] + y[1]))
+        elif me == 1:
+            z[1] = limb_matmul(split_limbs(np.concatenate([x[1], x[2]], axis=-1)),
+                               split_limbs(np.concatenate([y[2], y[1] + y[2]], axis=-2)))
+        elif me == 2:
+            z[2] = limb_matmul(split_limbs(np.concatenate([x[2], x[0]], axis=-1)),
+                               split_limbs(np.concatenate([y[0], y[2]], axis=-2)))
+        return z
     z = np.empty((3,) + out_shape, dtype=np.uint64)
     z[0] = limb_matmul(split_limbs(x[0] + x[1]), split_limbs(y[0] + y[1]))
     both = limb_matmul(split_limbs(np.concatenate([x[1], x[0]], axis=-2)), split_limbs(y[2]))
@@ -171,16 +183,25 @@ def matmul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def matmul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "matmul") -> np.ndarray:
     """Replicated matmul without truncation: 1 round, 8 B per output element per server."""
-    z = matmul_local(x, y)
+    z = matmul_local(x, y, ctx.chan.me)
     z += ctx.rand.zero_sharing(z.shape[1:])
     return reshare(ctx, z, tag)
 
 
-def matmul_public(x: np.ndarray, w: np.ndarray | Limbs) -> np.ndarray:
-    """Shares of x @ w for a public matrix w: component-wise, local, no communication."""
+def matmul_public(x: np.ndarray, w: np.ndarray | Limbs, me: int | None = None) -> np.ndarray:
+    """Shares of x @ w for a public matrix w: component-wise, local, no communication.
+
+    ``me`` (party mode): only the two components that server holds (none for
+    the client and the model owner)."""
     if x.ndim < 3:
         raise ValueError(f"matmul_public: shares of x need a matrix axis, got shape {x.shape[1:]}")
     W = w if isinstance(w, Limbs) else split_limbs(np.asarray(w, dtype=np.uint64), public=True)
     m = x.shape[-2]
-    out = limb_matmul(split_limbs(np.concatenate(list(x), axis=-2)), W)
-    return np.stack([out[..., j * m:(j + 1) * m, :] for j in range(3)])
+    comps = [0, 1, 2] if me is None else ([me, (me + 1) % 3] if me < 3 else [])
+    out_shape = x.shape[1:-1] + (W.shape[-1] if isinstance(W, Limbs) else np.shape(w)[-1],)
+    res = np.zeros((3,) + out_shape, dtype=np.uint64)
+    if comps:
+        out = limb_matmul(split_limbs(np.concatenate([x[j] for j in comps], axis=-2)), W)
+        for k, j in enumerate(comps):
+            res[j] = out[..., k * m:(k + 1) * m, :]
+    return res
