@@ -137,7 +137,7 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     dids, dmask, dy = encode_examples(tok, task, dev, spec.prompt_len, spec.max_len)
     ctx = weights = announce = None
     if remote is not None:
-        ctx, weights, announce = remote.start(spec, anchors)
+        ctx, weights, announce = remote.start(spec, tune_cfg, anchors)
     scorer = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     ctx = getattr(scorer, "ctx", None)
     weights = getattr(scorer, "weights", None)

@@ -46,12 +46,19 @@ def selftest(ctx, me, args, private):
     return out
 
 
+def _placeholder_layers(params):
+    """The layer weights as zeros of their shapes: what a party other than the model
+    owner passes where the model owner shares the real ones."""
+    from dataclasses import fields, replace
+
+    return replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
+                                   for lp in params.layers])
+
+
 def encode(ctx, me, args, private):
     """The encoder on shares: anchor scores of token ids [b, n] (the client's) for a
     model folder every party can read (its config is public; its weights are public,
     or secret-shared by the model owner when ``args['private']``)."""
-    from dataclasses import fields, replace
-
     from secptune.nn import encoder as E
     from secptune.nn.attention import AttentionConfig
     from secptune.nn.heads import anchor_scores
@@ -59,8 +66,7 @@ def encode(ctx, me, args, private):
 
     cfg, params = load_checkpoint(args["model"])
     if args["private"] and not _is(me, MODEL_OWNER):   # only the model owner uses the real weights
-        params = replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
-                                         for lp in params.layers])
+        params = _placeholder_layers(params)
     shape = tuple(args["shape"])
     mask = np.asarray(args["mask"], np.float64)
     anchors = np.asarray(args["anchors"], np.float64)
@@ -71,13 +77,6 @@ def encode(ctx, me, args, private):
     h = E.encode(w, xs, mask, cfg, att)
     s = anchor_scores(E.mean_pool(h, mask), anchors, float(args.get("temperature", 20.0)))
     return {"scores": s.reveal("scores", to=CLIENT)}
-
-
-def _placeholder_layers(params):
-    from dataclasses import fields, replace
-
-    return replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
-                                   for lp in params.layers])
 
 
 def _tune_setup(ctx, me, args):
@@ -135,16 +134,14 @@ class RemoteSession:
         self.config_path = config_path
         self.net = None
 
-    def start(self, spec, anchors):
+    def start(self, spec, tune_cfg, anchors):
         """(ctx, weights, announce) for a run's settings; anchors are public."""
-        from secptune.tuning.loop import Scorer  # noqa: F401  (the client builds its scorers in run.py)
-
         cfg = load_config(self.config_path)
         self.net = Network(CLIENT, cfg)
         links = self.net.connect()
         args = {"model": spec.model, "private": spec.weights == "private", "prompt_len": spec.prompt_len,
-                "attention": spec.attention, "features": spec.features, "temperature": 20.0,
-                "max_tokens": 2048, "anchors": np.asarray(anchors).tolist()}
+                "attention": spec.attention, "features": spec.features, "temperature": tune_cfg.temperature,
+                "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist()}
         for s in (0, 1, 2):
             _send_json(links[s], {"name": "tune", "args": args})
         keys = self.net.agree_keys()
