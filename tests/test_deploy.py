@@ -103,6 +103,9 @@ def test_private_weight_encoder_across_processes_equals_the_simulation(tmp_path)
     out, _ = run_client(cfg_path, "encode", args, private, seed=4)
     done = _finish(procs)
     assert all(rc == 0 for rc, _ in done.values()), done
+    for i in (0, 1, 2, MODEL_OWNER):       # the sockets carry exactly what the engine counts
+        s = _stats(done[i][1])
+        assert s["socket_payload_bytes_sent"] == s["engine_bytes_sent"] > 0, s
     sim = encode(Context(EngineConfig(seed=4)), None, args, private)     # the simulation plays every party
     np.testing.assert_array_equal(out["scores"], sim["scores"])
 
@@ -167,6 +170,11 @@ def test_a_killed_party_stops_the_others_with_a_clear_error_within_the_timeout(t
     done = _finish({0: procs[0], 2: procs[2]}, timeout=20)
     for i, (rc, err) in done.items():
         assert rc != 0 and "S1" in err, err
+
+
+def test_the_example_configuration_loads():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "parties.toml")
+    assert sorted(cfg.parties) == [0, 1, 2, CLIENT, MODEL_OWNER] and cfg.peers_of(CLIENT) == [0, 1, 2]
 
 
 def test_bad_configurations_name_the_file_and_the_field(tmp_path):
