@@ -63,9 +63,11 @@ _RECIP = _HBIT + 7 * _INT_MUL + _TRUNC + 4 * _MUL + _MUL
 # rsqrt: position, integer products (5, 2, 1), mantissa truncation, seed (m^2 and
 # a combining truncation), Newton step (three products), parity and rescaling products
 _RSQRT = _HBIT + 8 * _INT_MUL + _TRUNC + _MUL + _TRUNC + 3 * _MUL + 2 * _MUL
-# GELU: three 32-bit comparisons batched (MSB of 3 values, three bits to arithmetic),
+# GELU: three comparisons batched (MSB of 3 values, three bits to arithmetic),
 # x [x < 0], powers up to t^7 (six products), combining truncation, select
-_GELU = 3 * (_MSB_SHARE32 + _MSB_TREE32) + 3 * _B2A + _INT_MUL + 6 * _MUL + _TRUNC + _INT_MUL
+_GELU_REST = 3 * _B2A + _INT_MUL + 6 * _MUL + _TRUNC + _INT_MUL
+_GELU = 3 * (_MSB_SHARE + _MSB_TREE) + _GELU_REST
+_GELU32 = 3 * (_MSB_SHARE32 + _MSB_TREE32) + _GELU_REST
 # comparison-free GELU: s = x^2 / 16, powers up to s^6 (five products), combination
 _GELU_POLY = _MUL + 5 * _MUL + _TRUNC
 # masked cosine: role 2 sends two 4-byte masked angles and 16 B of dealt halves,
@@ -97,7 +99,8 @@ DECLARED = {
     "exp": DeclaredCost(23, _even(_EXP), where="approx.elementary.exp"),
     "reciprocal": DeclaredCost(27, _even(_RECIP), where="approx.elementary.reciprocal"),
     "rsqrt": DeclaredCost(31, _even(_RSQRT), where="approx.elementary.rsqrt"),
-    "gelu": DeclaredCost(16, _even(_GELU), where="approx.activations.gelu"),
+    "gelu": DeclaredCost(17, _even(_GELU), where="approx.activations.gelu"),
+    "gelu32": DeclaredCost(16, _even(_GELU32), where="approx.activations.gelu (width 32)"),
     "gelu_poly": DeclaredCost(10, _even(_GELU_POLY), where="approx.activations.gelu_poly"),
     "cos": DeclaredCost(3, _even(_COS), where="approx.trig.cos_sin (cos only)"),
     "cos_sin": DeclaredCost(3, _even(_COS_SIN), where="approx.trig.cos_sin (both)"),

@@ -59,10 +59,13 @@ def gelu_ref(x):
     return x * 0.5 * (1 + _erf(x / np.sqrt(2)))
 
 
-def test_gelu_over_its_whole_domain():
-    m = approx.GELU_MAX_INPUT - FX.ulp
-    x = np.concatenate([np.linspace(-12, 12, 6000), np.linspace(-m, m, 101), [-4.0, 4.0, 0.0, -m, m, 3.999, -4.001]])
+def test_gelu_on_the_whole_line_and_the_32_bit_variant_on_its_domain():
+    x = np.concatenate([np.linspace(-12, 12, 6000), [-4.0, 4.0, 0.0, -1e4, 1e4, 3.999, -4.001, -2.0**43, 2.0**43]])
     got = approx.gelu(share(x)).reveal("t")
+    assert np.abs(got - gelu_ref(enc(x))).max() <= approx.GELU_MAX_ABS_ERR
+    m = approx.GELU_MAX_INPUT_32 - FX.ulp
+    x = np.concatenate([np.linspace(-12, 12, 6000), np.linspace(-m, m, 101), [-4.0, 4.0, 0.0, -m, m, 3.999, -4.001]])
+    got = approx.gelu(share(x), width=32).reveal("t")
     assert np.abs(got - gelu_ref(enc(x))).max() <= approx.GELU_MAX_ABS_ERR
 
 
@@ -154,6 +157,7 @@ def _measure(fn, n):
     ("reciprocal", lambda x: approx.reciprocal(x + 2.0)),
     ("rsqrt", lambda x: approx.rsqrt(x + 2.0)),
     ("gelu", lambda x: approx.gelu(x)),
+    ("gelu32", lambda x: approx.gelu(x, width=32)),
     ("gelu_poly", lambda x: approx.gelu_poly(x)),
     ("cos", lambda x: approx.cos(x)),
     ("cos_sin", lambda x: approx.cos_sin(x)),
@@ -167,7 +171,7 @@ def test_declared_costs(name, make, rng):
 
 
 def test_every_approximation_cost_is_tested():
-    tested = {"exp", "reciprocal", "rsqrt", "gelu", "gelu_poly", "cos", "cos_sin"}
+    tested = {"exp", "reciprocal", "rsqrt", "gelu", "gelu32", "gelu_poly", "cos", "cos_sin"}
     assert {k for k, v in DECLARED.items() if v.where.startswith("approx.")} == tested
 
 

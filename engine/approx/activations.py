@@ -20,8 +20,8 @@ from .poly import combine, powers
 # ----------------------------------------------------------------------------
 # GELU
 
-GELU_MAX_ABS_ERR = 2e-3        # for |x| < GELU_MAX_INPUT (float fit 5.9e-4, tail 1.3e-4, f = 18)
-GELU_MAX_INPUT = 8188.0        # 2^(31 - f) - 4 at f = 18: the comparisons run on 32-bit words
+GELU_MAX_ABS_ERR = 2e-3        # on the whole line (float fit 5.9e-4, tail 1.3e-4, f = 18)
+GELU_MAX_INPUT_32 = 8188.0     # width 32: inputs below this in magnitude (2^(31 - f) - 4 at f = 18)
 GELU_POLY_RANGE = fit.GELU_POLY_R
 GELU_POLY_MAX_ABS_ERR = 4e-3   # on [-4, 4] (float fit 2.1e-3, f = 18); no guarantee outside
 
@@ -30,24 +30,26 @@ def _public(shape, value: float, f: int) -> np.ndarray:
     return share_public(np.full(shape, const(round(value * 2**f)), np.uint64))
 
 
-def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu") -> np.ndarray:
-    """GELU(x) = x Phi(x) for |x| < 2^(31 - f) - 4 (GELU_MAX_INPUT at f = 18: the
-    whole range a transformer's activations use), max abs error GELU_MAX_ABS_ERR.
+def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", width: int = 64) -> np.ndarray:
+    """GELU(x) = x Phi(x) on the whole real line (every value the ring encodes), max
+    abs error GELU_MAX_ABS_ERR.
 
     GELU(x) = ReLU(x) - e(|x|) with e(t) = t Phi(-t), an even correction that
     is below 1.3e-4 for |x| >= 4.  e is a degree-7 polynomial in t = |x|
     fitted on [0, 4] (``fit.py``), used where |x| < 4 and 0 elsewhere.  The
-    three comparisons (x < 0, x < 4, x < -4) run as one batch on 32-bit
-    words (``msb_bool`` width 32), which bounds the input.
-    Cost: 6 (comparisons) + 1 (|x|, ReLU) + 6 (powers) + 2 (combine) + 1
-    (select) = 16 rounds.
+    three comparisons (x < 0, x < 4, x < -4) run as one batch.  ``width`` 32
+    runs them on 32-bit words (about half their bytes, one round less) for
+    inputs below GELU_MAX_INPUT_32 in magnitude, which a transformer's
+    pre-activations are by orders of magnitude (the encoder uses it).
+    Cost: 7 (comparisons; 6 at width 32) + 1 (|x|, ReLU) + 6 (powers) + 2
+    (combine) + 1 (select) = 17 rounds (16).
     """
     shape = x.shape[1:]
     flat = x.reshape(3, -1)
     n = flat.shape[1]
     T = fit.GELU_T
     lo, hi = _public((n,), -T, f), _public((n,), T, f)
-    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp", width=32)
+    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp", width=width)
     bits = bit_to_arith(ctx, bits, f"{tag}/cmp")
     neg, below_hi, below_lo = bits[:, :n], bits[:, n:2 * n], bits[:, 2 * n:]
     inside = below_hi - below_lo                              # [-4 <= x < 4]
