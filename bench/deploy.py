@@ -34,7 +34,7 @@ from secptune.engine import Context, EngineConfig
 from secptune.engine.network import LAN, WAN
 from secptune.engine.transport import write_local_config
 from secptune.nn import encoder as E
-from secptune.weights.checkpoint import load_checkpoint
+from secptune.weights.checkpoint import load_checkpoint, read_config_json
 from secptune.weights.default import default_model_dir
 
 from .common import git_commit, machine, write_jsonl
@@ -62,7 +62,8 @@ def main(argv=None) -> int:
     ids, mask, source = batch_ids(mdir, Path(args.data), batch, seq_len)
     private = {"x": E.embed(params, cfg, ids)}
     anchors = np.random.default_rng(0).normal(size=(2, cfg.hidden))
-    job = {"model": str(mdir), "private": args.weights == "private", "shape": [batch, seq_len],
+    job = {"model": str(mdir), "config": read_config_json(mdir), "private": args.weights == "private",
+           "shape": [batch, seq_len],
            "mask": mask.tolist(), "anchors": anchors.tolist(), "attention": "softmax"}
 
     ctx = Context(EngineConfig(seed=1))

@@ -87,7 +87,7 @@ def test_selftest_across_processes_equals_the_simulation_and_socket_bytes_equal_
 
 def test_private_weight_encoder_across_processes_equals_the_simulation(tmp_path):
     from secptune.nn import encoder as E
-    from secptune.weights.checkpoint import load_checkpoint
+    from secptune.weights.checkpoint import load_checkpoint, read_config_json
 
     cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=30,
                                   names=("S0", "S1", "S2", "client", "model-owner"))
@@ -96,7 +96,8 @@ def test_private_weight_encoder_across_processes_equals_the_simulation(tmp_path)
     ids = rng.integers(5, 99, size=(2, 7))
     mask = np.ones((2, 7))
     mask[1, 5:] = 0
-    args = {"model": str(FIX / "bert"), "private": True, "shape": [2, 7], "mask": mask.tolist(),
+    args = {"model": str(FIX / "bert"), "config": read_config_json(FIX / "bert"), "private": True,
+            "shape": [2, 7], "mask": mask.tolist(),
             "anchors": rng.normal(size=(2, cfg.hidden)).tolist(), "attention": "softmax"}
     private = {"x": E.embed(params, cfg, ids)}
     procs = _start(cfg_path, (0, 1, 2, MODEL_OWNER))
@@ -170,6 +171,18 @@ def test_a_killed_party_stops_the_others_with_a_clear_error_within_the_timeout(t
     done = _finish({0: procs[0], 2: procs[2]}, timeout=20)
     for i, (rc, err) in done.items():
         assert rc != 0 and "S1" in err, err
+
+
+def test_with_private_weights_a_server_needs_only_the_public_configuration():
+    from secptune.deploy import _model
+    from secptune.weights.checkpoint import read_config_json
+
+    args = {"private": True, "model": "/nowhere/no-such-model", "config": read_config_json(FIX / "bert")}
+    cfg, params = _model(1, args)                       # never touches /nowhere
+    assert cfg.hidden == 32 and len(params.layers) == 2
+    assert all(not np.any(getattr(lp, f)) for lp in params.layers for f in ("q_w", "fc1_w", "ln2_g"))
+    with pytest.raises(Exception, match="no-such-model"):
+        _model(MODEL_OWNER, args)                       # the model owner reads the weights
 
 
 def test_the_example_configuration_loads():

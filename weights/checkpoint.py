@@ -100,14 +100,24 @@ _SUPPORTED_ARCHS = {
 }
 
 
-def load_config(folder: Path) -> EncoderConfig:
+def read_config_json(folder: Path) -> dict:
+    """The raw config.json of a model folder (public: it is sent to servers that
+    never see the weights)."""
     path = Path(folder) / "config.json"
     if not path.exists():
         raise CheckpointError(f"{path}: missing (a model folder needs config.json)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_config(folder: Path) -> EncoderConfig:
+    return parse_config(read_config_json(folder), Path(folder) / "config.json")
+
+
+def parse_config(raw: dict, path="config.json") -> EncoderConfig:
+    """An ``EncoderConfig`` from config.json's fields; errors name ``path`` and the field."""
 
     def need(key, kind=int):
         if key not in raw:
@@ -232,6 +242,18 @@ _IGNORED = (
     "embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias",
     "cls.seq_relationship.weight", "cls.seq_relationship.bias",
 )
+
+
+def placeholder_params(cfg: EncoderConfig) -> EncoderParams:
+    """Zeros of every encoder tensor's shape (no masked-LM head): what a server that
+    never sees the weights passes where the model owner shares the real ones."""
+    d, f = cfg.hidden, cfg.intermediate
+    z = lambda *shape: np.zeros(shape, np.float32)      # noqa: E731
+    layers = [LayerParams(q_w=z(d, d), q_b=z(d), k_w=z(d, d), k_b=z(d), v_w=z(d, d), v_b=z(d), o_w=z(d, d),
+                          o_b=z(d), ln1_g=z(d), ln1_b=z(d), fc1_w=z(d, f), fc1_b=z(f), fc2_w=z(f, d), fc2_b=z(d),
+                          ln2_g=z(d), ln2_b=z(d)) for _ in range(cfg.layers)]
+    return EncoderParams(word_emb=z(cfg.vocab_size, d), pos_emb=z(cfg.max_positions, d),
+                         type_emb=z(cfg.type_vocab_size, d), emb_ln_g=z(d), emb_ln_b=z(d), layers=layers)
 
 
 def load_checkpoint(folder, *, with_mlm: bool | None = None) -> tuple:

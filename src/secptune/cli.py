@@ -168,7 +168,7 @@ def _remote(args) -> int:
         else:
             from secptune.nn import encoder as E
             from secptune.tuning.prepare import load_tokenizer, pad_batch
-            from secptune.weights.checkpoint import load_checkpoint
+            from secptune.weights.checkpoint import load_checkpoint, read_config_json
             from secptune.weights.default import default_model_dir
 
             mdir = str(default_model_dir())
@@ -178,7 +178,8 @@ def _remote(args) -> int:
             ids, mask = pad_batch([tok.encode(t).ids for t in anchor_texts])
             anchors = E.mean_pool(E.encode(params, E.embed(params, cfg, ids), mask, cfg), mask)
             ids, mask = pad_batch([tok.encode(t).ids for t in args.text])
-            job = {"model": mdir, "private": False, "shape": list(ids.shape), "mask": mask.tolist(),
+            job = {"model": mdir, "config": read_config_json(mdir), "private": False, "shape": list(ids.shape),
+                   "mask": mask.tolist(),
                    "anchors": anchors.tolist(), "attention": args.attention}
             out, stats = run_client(args.config, "encode", job, {"x": E.embed(params, cfg, ids)})
             for t, s in zip(args.text, out["scores"]):

@@ -46,27 +46,28 @@ def selftest(ctx, me, args, private):
     return out
 
 
-def _placeholder_layers(params):
-    """The layer weights as zeros of their shapes: what a party other than the model
-    owner passes where the model owner shares the real ones."""
-    from dataclasses import fields, replace
+def _model(me, args):
+    """(config, params) for a job: with public weights every party reads the model
+    folder; with private weights only the model owner does, and the others build
+    zeros of the shapes from the public configuration in the job (``config``)."""
+    from secptune.weights.checkpoint import load_checkpoint, parse_config, placeholder_params
 
-    return replace(params, layers=[type(lp)(**{f.name: np.zeros_like(getattr(lp, f.name)) for f in fields(lp)})
-                                   for lp in params.layers])
+    if not args["private"] or _is(me, MODEL_OWNER):
+        return load_checkpoint(args["model"])
+    cfg = parse_config(args["config"], "the job's config")
+    return cfg, placeholder_params(cfg)
 
 
 def encode(ctx, me, args, private):
-    """The encoder on shares: anchor scores of token ids [b, n] (the client's) for a
-    model folder every party can read (its config is public; its weights are public,
-    or secret-shared by the model owner when ``args['private']``)."""
+    """The encoder on shares: anchor scores of the client's embedded inputs [b, n, hidden].
+    Public weights: every party reads the model folder.  Private weights
+    (``args['private']``): the model owner reads it and shares the layers; the
+    servers know only the configuration (``args['config']``)."""
     from secptune.nn import encoder as E
     from secptune.nn.attention import AttentionConfig
     from secptune.nn.heads import anchor_scores
-    from secptune.weights.checkpoint import load_checkpoint
 
-    cfg, params = load_checkpoint(args["model"])
-    if args["private"] and not _is(me, MODEL_OWNER):   # only the model owner uses the real weights
-        params = _placeholder_layers(params)
+    cfg, params = _model(me, args)
     shape = tuple(args["shape"])
     mask = np.asarray(args["mask"], np.float64)
     anchors = np.asarray(args["anchors"], np.float64)
@@ -85,11 +86,8 @@ def _tune_setup(ctx, me, args):
     from secptune.nn import encoder as E
     from secptune.nn.attention import AttentionConfig
     from secptune.tuning.loop import TuneConfig
-    from secptune.weights.checkpoint import load_checkpoint
 
-    cfg, params = load_checkpoint(args["model"])
-    if args["private"] and not _is(me, MODEL_OWNER):
-        params = _placeholder_layers(params)
+    cfg, params = _model(me, args)
     tune_cfg = TuneConfig(prompt_len=int(args["prompt_len"]), mode="mpc", private_weights=bool(args["private"]),
                           attention=AttentionConfig(args["attention"], features=int(args["features"])),
                           temperature=float(args["temperature"]), max_tokens=int(args["max_tokens"]),
@@ -139,7 +137,10 @@ class RemoteSession:
         cfg = load_config(self.config_path)
         self.net = Network(CLIENT, cfg)
         links = self.net.connect()
-        args = {"model": spec.model, "private": spec.weights == "private", "prompt_len": spec.prompt_len,
+        from secptune.weights.checkpoint import read_config_json
+
+        args = {"model": spec.model, "config": read_config_json(spec.model),
+                "private": spec.weights == "private", "prompt_len": spec.prompt_len,
                 "attention": spec.attention, "features": spec.features, "temperature": tune_cfg.temperature,
                 "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist()}
         for s in (0, 1, 2):
