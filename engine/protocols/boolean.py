@@ -42,11 +42,13 @@ _WORD = {64: np.uint64, 32: np.uint32, 16: np.uint16, 8: np.uint8, 4: np.uint8, 
 # AND
 
 @numba.njit(cache=True, nogil=True)
-def _and_local(x, y, r, mask, z):
+def _and_local(x, y, r, mask, me, z):
     """z_i = (x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ r_i ^ r_{i+1}) & mask; server i uses only
-    components i and i+1 of x, y and of the component streams r."""
+    components i and i+1 of x, y and of the component streams r (``me`` >= 0: only z_me)."""
     n = x.shape[1]
     for i in range(3):
+        if me >= 0 and i != me:
+            continue
         j = (i + 1) % 3
         for k in range(n):
             z[i, k] = ((x[i, k] & y[i, k]) ^ (x[i, k] & y[j, k]) ^ (x[j, k] & y[i, k])
@@ -62,8 +64,10 @@ def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray
     n = x.shape[1]
     dtype = x.dtype
     r = ctx.rand.components((n,), dtype)
-    z = np.empty((3, n), dtype)
-    _and_local(x, y, r, dtype.type((1 << bits) - 1 if bits < dtype.itemsize * 8 else ~dtype.type(0)), z)
+    me = ctx.chan.me
+    z = np.empty((3, n), dtype) if me is None else np.zeros((3, n), dtype)
+    _and_local(x, y, r, dtype.type((1 << bits) - 1 if bits < dtype.itemsize * 8 else ~dtype.type(0)),
+               -1 if me is None else me, z)
     if bits >= 8:
         got = ctx.chan.exchange([Message(i, (i - 1) % 3, z[i]) for i in range(3)], tag=f"{tag}/and")
         return np.stack(got) if got else z

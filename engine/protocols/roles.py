@@ -31,6 +31,17 @@ class Rotation:
         self.cuts = np.array(cuts, dtype=np.int64)     # chunk k is [cuts[k], cuts[k+1])
         self.chunks = [(k, cuts[k], cuts[k + 1]) for k in range(3) if cuts[k + 1] > cuts[k]]
 
+    def span(self, me: int | None, role: int, width: int = 1) -> slice:
+        """The flat elements (times ``width`` values each) where server ``me`` plays
+        ``role``: its one chunk; everything in the simulation (``me`` None), nothing
+        for a party that is no server."""
+        if me is None:
+            return slice(None)
+        if me > 2:
+            return slice(0, 0)
+        k = (me - role) % 3
+        return slice(int(self.cuts[k]) * width, int(self.cuts[k + 1]) * width)
+
     def to_roles(self, x: np.ndarray) -> np.ndarray:
         """[3, n, ...] real components -> role components."""
         out = np.empty_like(x)

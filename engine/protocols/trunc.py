@@ -103,13 +103,19 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
     sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
     flat = lambda v: np.ascontiguousarray(v).reshape(-1)  # noqa: E731
 
-    half_a = np.empty(shape, np.uint64)
-    half_b = np.empty(shape, np.uint64)
-    _helper_step(flat(ra), flat(rb), flat(a0), flat(b0), m, half_a.reshape(-1), half_b.reshape(-1))  # role 2
-    msg0 = np.empty(shape, np.uint64)
-    _mask_step(flat(A), flat(ra), _U(1 << 62), msg0.reshape(-1))                     # role 0
-    msg1 = np.empty(shape, np.uint64)
-    _mask_step(flat(B), flat(rb), _U(0), msg1.reshape(-1))                           # role 1
+    # each step runs where its role is played: everywhere in the simulation, on the
+    # party's own chunk in party mode (the rest of these arrays is never sent or used)
+    me, w = ctx.chan.me, (k or 1)
+    r0, r1, r2 = (rot.span(me, r, w) for r in range(3))
+    new = np.empty if me is None else np.zeros
+    half_a = new(shape, np.uint64)
+    half_b = new(shape, np.uint64)
+    _helper_step(flat(ra)[r2], flat(rb)[r2], flat(a0)[r2], flat(b0)[r2], m,
+                 half_a.reshape(-1)[r2], half_b.reshape(-1)[r2])                      # role 2
+    msg0 = new(shape, np.uint64)
+    _mask_step(flat(A)[r0], flat(ra)[r0], _U(1 << 62), msg0.reshape(-1)[r0])         # role 0
+    msg1 = new(shape, np.uint64)
+    _mask_step(flat(B)[r1], flat(rb)[r1], _U(0), msg1.reshape(-1)[r1])               # role 1
 
     sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, half_a), (2, 1, half_b)]
     if C is not None:
@@ -120,12 +126,12 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
     ctx.chan.record_opening(f"{tag}/trunc-masked", shape, receivers, masked=True)
 
     has_c = C is not None
-    y0 = np.empty(shape, np.uint64)                           # role 0: c = msg0 + got(msg1) [+ C]
-    _correct_step(flat(msg0), flat(got[1]), flat(got[4]) if has_c else flat(msg0), has_c,
-                  flat(a0), flat(b0), 1, m, flat(rho), y0.reshape(-1))
-    y1 = np.empty(shape, np.uint64)                           # role 1: c = got(msg0) + msg1 [+ C]
-    _correct_step(flat(got[0]), flat(msg1), flat(got[5]) if has_c else flat(msg1), has_c,
-                  flat(got[2]), flat(got[3]), 0, m, flat(sigma), y1.reshape(-1))
+    y0 = new(shape, np.uint64)                                # role 0: c = msg0 + got(msg1) [+ C]
+    _correct_step(flat(msg0)[r0], flat(got[1])[r0], (flat(got[4]) if has_c else flat(msg0))[r0], has_c,
+                  flat(a0)[r0], flat(b0)[r0], 1, m, flat(rho)[r0], y0.reshape(-1)[r0])
+    y1 = new(shape, np.uint64)                                # role 1: c = got(msg0) + msg1 [+ C]
+    _correct_step(flat(got[0])[r1], flat(msg1)[r1], (flat(got[5]) if has_c else flat(msg1))[r1], has_c,
+                  flat(got[2])[r1], flat(got[3])[r1], 0, m, flat(sigma)[r1], y1.reshape(-1)[r1])
 
     got2 = rot.exchange(ctx.chan, [(0, 1, y0), (1, 0, y1)], tag=f"{tag}/trunc-reshare")
     return [rho, got2[0] + got2[1], sigma]
@@ -160,19 +166,24 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _mul_roles(x, y, r, bounds, parts):
+def _mul_roles(x, y, r, bounds, me, parts):
     """parts[j, i] = role-j additive share of x_i * y_i (``arith.mul_local`` plus the
-    zero sharing r_s - r_{s+1}), where role j of element i in chunk k is server j + k."""
+    zero sharing r_s - r_{s+1}), where role j of element i in chunk k is server j + k.
+    ``me`` >= 0 (party mode): only server me's products (the rest stay as given)."""
     for k in range(3):
         for i in range(bounds[k], bounds[k + 1]):
             x0, x1, x2 = x[0, i], x[1, i], x[2, i]
             y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-            z0 = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
-            z1 = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
-            z2 = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
             for j in range(3):
                 s = (j + k) % 3
-                parts[j, i] = z0 if s == 0 else (z1 if s == 1 else z2)
+                if me >= 0 and s != me:
+                    continue
+                if s == 0:
+                    parts[j, i] = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
+                elif s == 1:
+                    parts[j, i] = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
+                else:
+                    parts[j, i] = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
 
 
 def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul") -> np.ndarray:
@@ -187,7 +198,8 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul") -> np
     n = xf.shape[1]
     rot = Rotation(n)
     r = ctx.rand.components((n,))
-    parts = np.empty((3, n), np.uint64)
-    _mul_roles(xf, yf, r, rot.cuts, parts)
+    me = ctx.chan.me
+    parts = np.empty((3, n), np.uint64) if me is None else np.zeros((3, n), np.uint64)
+    _mul_roles(xf, yf, r, rot.cuts, -1 if me is None else me, parts)
     out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag)
     return rot.assemble(out).reshape((3,) + shape)
