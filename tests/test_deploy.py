@@ -254,6 +254,13 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
     remote_log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
     assert [r["gen"] for r in remote_log] == [0, 1, 2]
 
+    from secptune.tuning.run import eval_run
+
+    procs = _start(cfg_path, (0, 1, 2))                 # secptune eval --parties: the saved prompt on shares
+    again = eval_run(out, remote=RemoteSession(cfg_path))
+    assert all(rc == 0 for rc, _ in _finish(procs).values())
+    assert again["test_metric"] == metrics["test_metric"] and again["mode"] == "mpc"
+
     local = tune_run(_tune_spec("local"), tmp_path / "local", stream=io.StringIO())   # servers in this process
     local_log = [json.loads(ln) for ln in (tmp_path / "local" / "log.jsonl").read_text().splitlines()]
     for a, b in zip(remote_log, local_log):

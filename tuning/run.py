@@ -247,9 +247,10 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
 
 
 def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
-             test_limit: int | None = None) -> dict:
+             test_limit: int | None = None, remote=None) -> dict:
     """Score a finished run's saved prompt (``prompt.npz``) on its task's test set, or on
-    ``test_file`` (any format the task reader accepts), in plaintext or on shares."""
+    ``test_file`` (any format the task reader accepts), in plaintext or on shares
+    (``remote``: against server processes, as in ``tune_run``)."""
     from dataclasses import replace
 
     from .data import read_examples
@@ -267,18 +268,28 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
     task = TASKS[spec.task]
     tune_cfg = _tune_config(spec)
     cfg, params, tok, anchors = _load_model(spec, task)
-    ctx = weights = None
-    if spec.mode == "mpc":
+    test = read_examples(test_file, task.columns, task.label_map) if test_file else None
+    metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    state = {"best_dev": (metrics.get("dev_metric", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
+             "gen": metrics.get("generations", 0)}
+    ctx = weights = announce = None
+    if spec.mode == "mpc" and remote is not None:
+        ctx, weights, announce = remote.start(spec, tune_cfg, anchors)
+    elif spec.mode == "mpc":
         from secptune.engine import Context, EngineConfig
         from secptune.nn import encoder as E
 
         ctx = Context(EngineConfig())
         weights = E.share_weights(ctx, params, private=spec.weights == "private")
-    test = read_examples(test_file, task.columns, task.label_map) if test_file else None
-    metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
-    state = {"best_dev": (metrics.get("dev_metric", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
-             "gen": metrics.get("generations", 0)}
-    res = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=test)
+    try:
+        res = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=test,
+                       announce=announce)
+    except BaseException as e:
+        if announce is not None:
+            remote.stop(False, f"the client stopped: {type(e).__name__}: {e}")
+        raise
+    if announce is not None:
+        remote.stop(True)
     if ctx is not None:
         res["rounds"] = ctx.chan.rounds
         res["opened"] = sorted({o.tag for o in ctx.chan.openings if not o.masked})

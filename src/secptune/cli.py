@@ -97,9 +97,18 @@ def _eval(args) -> int:
     from secptune.tuning.data import DataError
     from secptune.tuning.run import RunError, eval_run
 
+    from secptune.engine.party import LinkError
+    from secptune.engine.transport import ConfigError
+
+    remote = None
+    if args.parties:
+        from secptune.deploy import RemoteSession
+
+        remote = RemoteSession(args.parties)
     try:
-        m = eval_run(Path(args.run), mode=args.mode, test_file=args.file, test_limit=args.test_limit)
-    except (RunError, DataError) as e:
+        m = eval_run(Path(args.run), mode=args.mode or ("mpc" if remote else None), test_file=args.file,
+                     test_limit=args.test_limit, remote=remote)
+    except (RunError, DataError, LinkError, ConfigError) as e:
         print(f"secptune eval: {e}", file=sys.stderr)
         return 2
     print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test_metric']:.4f}{_zero_shot(m)} "
@@ -243,6 +252,7 @@ def main(argv=None) -> int:
     sp.add_argument("--mode", choices=["plain", "mpc"], help="default: the run's mode")
     sp.add_argument("--file", help="a test file (tsv, csv, jsonl, txt) instead of the task's test set")
     sp.add_argument("--test-limit", type=int, help="score the first N examples")
+    sp.add_argument("--parties", help="a cluster's parties.toml: score on shares against server processes")
     sp.set_defaults(fn=_eval)
     sp = sub.add_parser("plot", help="learning curve of a run folder as PNG (needs matplotlib)")
     sp.add_argument("--run", required=True)
