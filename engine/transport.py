@@ -249,6 +249,21 @@ class TlsLink:
     def recv(self, tag: str, like: np.ndarray) -> np.ndarray:
         return self.net.run(self._recv(tag, like), f"message from {PARTY_NAMES[self.peer]} at step {tag!r}")
 
+    async def last_words(self, wait: float = 1.0) -> str | None:
+        """The reason in an abort frame the peer sent before its connection went, if one
+        is among the frames still buffered (the others are skipped: the run is over)."""
+        try:
+            while True:
+                magic, tlen, _, n = HEADER.unpack(await asyncio.wait_for(self.reader.readexactly(HEADER.size), wait))
+                if magic != MAGIC or n > self.net.cfg.max_frame:
+                    return None
+                tag = (await asyncio.wait_for(self.reader.readexactly(tlen), wait)).decode("utf-8", "replace")
+                data = await asyncio.wait_for(self.reader.readexactly(n), wait)
+                if tag == ABORT:
+                    return data.decode("utf-8", "replace")
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError, ssl.SSLError):
+            return None
+
     async def _recv(self, tag: str, like: np.ndarray) -> np.ndarray:
         where = f"{PARTY_NAMES[self.net.me]}: message from {PARTY_NAMES[self.peer]} at step {tag!r}"
         try:
@@ -298,8 +313,10 @@ class Network:
                 try:
                     await link.writer.drain()
                 except (ConnectionError, ssl.SSLError) as e:
+                    why = await link.last_words()
                     raise LinkError(f"{PARTY_NAMES[self.me]}: the connection to {PARTY_NAMES[peer]} failed "
-                                    f"({e or type(e).__name__}: the peer stopped or died)") from None
+                                    f"({e or type(e).__name__}: the peer stopped or died)"
+                                    + (f": {PARTY_NAMES[peer]} stopped: {why}" if why else "")) from None
         self.run(drain(), "flush")
 
     def connect(self) -> dict:
