@@ -161,7 +161,7 @@ def test_a_killed_party_stops_the_others_with_a_clear_error_within_the_timeout(t
     procs = _start(cfg_path, (0, 1, 2))
     rng = np.random.default_rng(0)
     private = {"x": rng.normal(size=50000), "y": rng.normal(size=50000)}
-    killer = threading.Timer(3.0, procs[1].kill)
+    killer = threading.Timer(8.0, procs[1].kill)     # well after start-up: the job runs for minutes
     killer.start()
     t0 = time.perf_counter()
     with pytest.raises(LinkError, match="S1|stopped or died"):
