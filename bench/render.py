@@ -100,8 +100,8 @@ def render_tune(rows: list) -> str:
                              f"{max(x['test_examples'] for x in rows)} examples; commit `{first.get('commit', '?')}`."])
 
 
-PAPER = {"sst2": (88.11, 89.56), "yelp": (85.23, 91.50), "agnews": (81.27, 81.51), "mrpc": (75.33, 75.51),
-         "rte": (52.95, 77.62)}   # SecP-Tuning (RFA, on shares) and plaintext BBT, RoBERTa-large, 16-shot
+PAPER = {"sst2": ("88.11", "89.56"), "yelp": ("85.23", "91.50"), "agnews": ("81.27", "81.51"),
+         "mrpc": ("75.33", "75.51"), "rte": ("52.95", "77.62")}   # SecP-Tuning (RFA, on shares) and plaintext BBT, RoBERTa-large, 16-shot
 
 
 def render_tune_secure(rows: list) -> str:
