@@ -106,16 +106,23 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
     # each step runs where its role is played: everywhere in the simulation, on the
     # party's own chunk in party mode (the rest of these arrays is never sent or used)
     me, w = ctx.chan.me, (k or 1)
-    r0, r1, r2 = (rot.span(me, r, w) for r in range(3))
     new = np.empty if me is None else np.zeros
+    if me is None:    # whole arrays: numba keeps its contiguous (fast) kernels
+        r0 = r1 = r2 = None
+    else:
+        r0, r1, r2 = (rot.span(me, r, w) for r in range(3))
+
+    def at(a, r):
+        return a if r is None else a[r]
+
     half_a = new(shape, np.uint64)
     half_b = new(shape, np.uint64)
-    _helper_step(flat(ra)[r2], flat(rb)[r2], flat(a0)[r2], flat(b0)[r2], m,
-                 half_a.reshape(-1)[r2], half_b.reshape(-1)[r2])                      # role 2
+    _helper_step(at(flat(ra), r2), at(flat(rb), r2), at(flat(a0), r2), at(flat(b0), r2), m,
+                 at(half_a.reshape(-1), r2), at(half_b.reshape(-1), r2))               # role 2
     msg0 = new(shape, np.uint64)
-    _mask_step(flat(A)[r0], flat(ra)[r0], _U(1 << 62), msg0.reshape(-1)[r0])         # role 0
+    _mask_step(at(flat(A), r0), at(flat(ra), r0), _U(1 << 62), at(msg0.reshape(-1), r0))   # role 0
     msg1 = new(shape, np.uint64)
-    _mask_step(flat(B)[r1], flat(rb)[r1], _U(0), msg1.reshape(-1)[r1])               # role 1
+    _mask_step(at(flat(B), r1), at(flat(rb), r1), _U(0), at(msg1.reshape(-1), r1))        # role 1
 
     sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, half_a), (2, 1, half_b)]
     if C is not None:
@@ -127,11 +134,11 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
 
     has_c = C is not None
     y0 = new(shape, np.uint64)                                # role 0: c = msg0 + got(msg1) [+ C]
-    _correct_step(flat(msg0)[r0], flat(got[1])[r0], (flat(got[4]) if has_c else flat(msg0))[r0], has_c,
-                  flat(a0)[r0], flat(b0)[r0], 1, m, flat(rho)[r0], y0.reshape(-1)[r0])
+    _correct_step(at(flat(msg0), r0), at(flat(got[1]), r0), at(flat(got[4]) if has_c else flat(msg0), r0), has_c,
+                  at(flat(a0), r0), at(flat(b0), r0), 1, m, at(flat(rho), r0), at(y0.reshape(-1), r0))
     y1 = new(shape, np.uint64)                                # role 1: c = got(msg0) + msg1 [+ C]
-    _correct_step(flat(got[0])[r1], flat(msg1)[r1], (flat(got[5]) if has_c else flat(msg1))[r1], has_c,
-                  flat(got[2])[r1], flat(got[3])[r1], 0, m, flat(sigma)[r1], y1.reshape(-1)[r1])
+    _correct_step(at(flat(got[0]), r1), at(flat(msg1), r1), at(flat(got[5]) if has_c else flat(msg1), r1), has_c,
+                  at(flat(got[2]), r1), at(flat(got[3]), r1), 0, m, at(flat(sigma), r1), at(y1.reshape(-1), r1))
 
     got2 = rot.exchange(ctx.chan, [(0, 1, y0), (1, 0, y1)], tag=f"{tag}/trunc-reshare")
     return [rho, got2[0] + got2[1], sigma]
@@ -174,13 +181,18 @@ def _mul_roles(x, y, r, bounds, me, parts):
         for i in range(bounds[k], bounds[k + 1]):
             x0, x1, x2 = x[0, i], x[1, i], x[2, i]
             y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-            for j in range(3):
-                s = (j + k) % 3
-                if me >= 0 and s != me:
-                    continue
-                if s == 0:
+            if me < 0:
+                z0 = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
+                z1 = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
+                z2 = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
+                for j in range(3):
+                    s = (j + k) % 3
+                    parts[j, i] = z0 if s == 0 else (z1 if s == 1 else z2)
+            else:          # server me plays role (me - k) in chunk k
+                j = (me - k) % 3
+                if me == 0:
                     parts[j, i] = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
-                elif s == 1:
+                elif me == 1:
                     parts[j, i] = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
                 else:
                     parts[j, i] = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
