@@ -122,7 +122,7 @@ def _gelu_exact(x):
 def gelu(x):
     """Exact GELU (erf) on floats; the whole-line approximation on shares."""
     if is_shared(x):
-        return approx.gelu(x, width=32)        # pre-activations stay far below 8188
+        return approx.gelu(x)          # width=32 saves 13% of the bytes but ran slower here (uint16 kernels)
     return _gelu_exact(np.asarray(x))
 
 
