@@ -123,16 +123,23 @@ class Channel:
     def cost(self) -> Cost:
         return Cost(self.rounds, tuple(self.bytes_sent))
 
-    def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
-        """Send all messages at once (one round) and return what each receiver gets."""
+    def _count(self, messages: Sequence[Message], tag: str) -> list:
+        """The non-empty messages of one round, their routes checked and their bytes and
+        the round counted (every party counts every message: the shapes are public)."""
         messages = [m for m in messages if m.payload.size]
-        if not messages:
-            return []
         for m in messages:
             if not (0 <= m.src < NPARTIES and 0 <= m.dst < NPARTIES) or m.src == m.dst:
                 raise ValueError(f"{tag}: bad message route {m.src} -> {m.dst}")
             self.bytes_sent[m.src] += m.payload.nbytes
-        self.rounds += 1
+        if messages:
+            self.rounds += 1
+        return messages
+
+    def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
+        """Send all messages at once (one round) and return what each receiver gets."""
+        messages = self._count(messages, tag)
+        if not messages:
+            return []
         delivered = [self._deliver(m) for m in messages]
         for m, got in zip(messages, delivered):
             if m.dst in self._taps:

@@ -95,14 +95,9 @@ class PartyChannel(Channel):
         self.on_round_end = on_round_end      # e.g. flush what this round wrote to sockets
 
     def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
-        messages = [m for m in messages if m.payload.size]
+        messages = self._count(messages, tag)
         if not messages:
             return []
-        for m in messages:
-            if not (0 <= m.src < NPARTIES and 0 <= m.dst < NPARTIES) or m.src == m.dst:
-                raise ValueError(f"{tag}: bad message route {m.src} -> {m.dst}")
-            self.bytes_sent[m.src] += m.payload.nbytes
-        self.rounds += 1
         for m in messages:
             if m.src == self.me:
                 self._link(m.dst, tag).send(tag, m.payload)

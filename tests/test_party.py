@@ -5,7 +5,6 @@ values must equal the one-process simulation's bit for bit.
 """
 
 import queue
-from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from secptune.engine.party import LinkError, QueueLink, party_context, run_threa
 from secptune.nn import encoder as E
 from secptune.nn.attention import AttentionConfig
 from secptune.nn.heads import anchor_scores
-from secptune.weights.checkpoint import load_checkpoint
+from secptune.weights.checkpoint import load_checkpoint, placeholder_params
 
 FIX = Path(__file__).parent / "fixtures"
 CFG = EngineConfig(seed=11)
@@ -44,13 +43,8 @@ def test_protocols_give_the_simulations_values_in_party_mode():
             np.testing.assert_array_equal(res[me][k], want, err_msg=f"{k} at S{me}")
 
 
-def _zeros_like_params(p):
-    def z(obj):
-        return type(obj)(**{f.name: np.zeros_like(getattr(obj, f.name)) for f in fields(obj)})
-    return replace(p, layers=[z(lp) for lp in p.layers])
-
-
 def _encoder(kind):
+    """The encoder program; ``me`` None: the simulation, which plays every party."""
     cfg, params = load_checkpoint(FIX / "bert")
     rng = np.random.default_rng(1)
     ids = rng.integers(5, 99, size=(3, 9))
@@ -61,10 +55,11 @@ def _encoder(kind):
 
     def program(ctx, me):
         # the model owner has the weights, the client the inputs; the others pass zeros of the same shapes
-        w = E.share_weights(ctx, params if me == MODEL_OWNER else _zeros_like_params(params), private=True)
-        x = E.embed(params, cfg, ids) if me == CLIENT else np.zeros((3, 9, cfg.hidden))
+        owner, client = me in (None, MODEL_OWNER), me in (None, CLIENT)
+        w = E.share_weights(ctx, params if owner else placeholder_params(cfg), private=True)
+        x = E.embed(params, cfg, ids) if client else np.zeros((3, 9, cfg.hidden))
         xs = SharedTensor.from_client(ctx, x, name="examples")
-        with ctx.chan.tap(me) as got:
+        with ctx.chan.tap(CLIENT if me is None else me) as got:
             h = E.encode(w, xs, mask, cfg, att)
             s = anchor_scores(E.mean_pool(h, mask), anchors, 20.0)
             scores = s.reveal("scores", to=CLIENT)
@@ -76,30 +71,16 @@ def _encoder(kind):
 @pytest.mark.parametrize("kind", ["softmax", "rfa"])
 def test_private_weight_encoder_forward_in_party_mode(kind):
     program = _encoder(kind)
-    sim_ctx = Context(CFG)               # the simulation plays every party, with the real weights and inputs
-    sim = _encoder_sim(kind, sim_ctx)
+    sim, _, sim_cost = program(Context(CFG), None)
     res = run_threads(program, CFG)
     scores, client_got, cost = res[CLIENT]
     np.testing.assert_array_equal(scores, sim)
-    assert cost == sim_ctx.chan.cost()                      # every party counts what the simulation counts
+    assert cost == sim_cost                                 # every party counts what the simulation counts
     # the client receives only its scores: one component from each server
     assert [(tag, src) for tag, src, _ in client_got] == [("scores/open", s) for s in (0, 1, 2)]
     # a server receives masked material only, never from the client inside the forward
     for me in (0, 1, 2):
         assert all(src in (0, 1, 2) for _, src, _ in res[me][1])
-
-
-def _encoder_sim(kind, ctx):
-    cfg, params = load_checkpoint(FIX / "bert")
-    rng = np.random.default_rng(1)
-    ids = rng.integers(5, 99, size=(3, 9))
-    mask = np.ones((3, 9))
-    mask[1, 6:] = 0
-    anchors = rng.normal(size=(2, cfg.hidden))
-    w = E.share_weights(ctx, params, private=True)
-    xs = SharedTensor.from_client(ctx, E.embed(params, cfg, ids), name="examples")
-    h = E.encode(w, xs, mask, cfg, AttentionConfig(kind, features=8))
-    return anchor_scores(E.mean_pool(h, mask), anchors, 20.0).reveal("scores", to=CLIENT)
 
 
 def _pair(timeout=1.0):
