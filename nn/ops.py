@@ -122,7 +122,7 @@ def _gelu_exact(x):
 def gelu(x):
     """Exact GELU (erf) on floats; the whole-line approximation on shares."""
     if is_shared(x):
-        return approx.gelu(x)          # width=32 saves 13% of the bytes but ran slower here (uint16 kernels)
+        return approx.gelu(x)          # width=32 (13% fewer bytes, ~10% faster) needs |x| < 8188: not guaranteed here
     return _gelu_exact(np.asarray(x))
 
 
