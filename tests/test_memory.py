@@ -1,16 +1,14 @@
 """The allocator settings the engine applies at import (engine/memory.py)."""
 
-import ctypes.util
+import platform
 import resource
-import sys
 
 import numpy as np
 import pytest
 
 from secptune.engine.memory import tune_allocator
 
-glibc = pytest.mark.skipif(not sys.platform.startswith("linux") or ctypes.util.find_library("c") is None,
-                           reason="glibc's mallopt is Linux-only")
+glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's (mallopt)")
 
 
 @glibc
