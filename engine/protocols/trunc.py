@@ -101,28 +101,24 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
     b0 = rot.draw(rand, 0, width=k)        # role 0's half of r_63
     rho = rot.draw(rand, 0, width=k)       # output component 0 (roles 0, 2)
     sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
-    flat = lambda v: np.ascontiguousarray(v).reshape(-1)  # noqa: E731
-
     # each step runs where its role is played: everywhere in the simulation, on the
-    # party's own chunk in party mode (the rest of these arrays is never sent or used)
-    me, w = ctx.chan.me, (k or 1)
+    # party's own chunk in party mode (the rest of these arrays is never sent or used).
+    # Unit-step slices of flat arrays stay contiguous: numba keeps its fast kernels.
+    me = ctx.chan.me
     new = np.empty if me is None else np.zeros
-    if me is None:    # whole arrays: numba keeps its contiguous (fast) kernels
-        r0 = r1 = r2 = None
-    else:
-        r0, r1, r2 = (rot.span(me, r, w) for r in range(3))
+    r0, r1, r2 = (rot.span(me, r, k or 1) for r in range(3))
 
-    def at(a, r):
-        return a if r is None else a[r]
+    def at(v, r):
+        """The flat elements r of v (a view of v itself where v is contiguous, so outputs write through)."""
+        return np.ascontiguousarray(v).reshape(-1)[r]
 
     half_a = new(shape, np.uint64)
     half_b = new(shape, np.uint64)
-    _helper_step(at(flat(ra), r2), at(flat(rb), r2), at(flat(a0), r2), at(flat(b0), r2), m,
-                 at(half_a.reshape(-1), r2), at(half_b.reshape(-1), r2))               # role 2
+    _helper_step(at(ra, r2), at(rb, r2), at(a0, r2), at(b0, r2), m, at(half_a, r2), at(half_b, r2))  # role 2
     msg0 = new(shape, np.uint64)
-    _mask_step(at(flat(A), r0), at(flat(ra), r0), _U(1 << 62), at(msg0.reshape(-1), r0))   # role 0
+    _mask_step(at(A, r0), at(ra, r0), _U(1 << 62), at(msg0, r0))                     # role 0
     msg1 = new(shape, np.uint64)
-    _mask_step(at(flat(B), r1), at(flat(rb), r1), _U(0), at(msg1.reshape(-1), r1))        # role 1
+    _mask_step(at(B, r1), at(rb, r1), _U(0), at(msg1, r1))                           # role 1
 
     sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, half_a), (2, 1, half_b)]
     if C is not None:
@@ -134,11 +130,11 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
 
     has_c = C is not None
     y0 = new(shape, np.uint64)                                # role 0: c = msg0 + got(msg1) [+ C]
-    _correct_step(at(flat(msg0), r0), at(flat(got[1]), r0), at(flat(got[4]) if has_c else flat(msg0), r0), has_c,
-                  at(flat(a0), r0), at(flat(b0), r0), 1, m, at(flat(rho), r0), at(y0.reshape(-1), r0))
+    _correct_step(at(msg0, r0), at(got[1], r0), at(got[4] if has_c else msg0, r0), has_c,
+                  at(a0, r0), at(b0, r0), 1, m, at(rho, r0), at(y0, r0))
     y1 = new(shape, np.uint64)                                # role 1: c = got(msg0) + msg1 [+ C]
-    _correct_step(at(flat(got[0]), r1), at(flat(msg1), r1), at(flat(got[5]) if has_c else flat(msg1), r1), has_c,
-                  at(flat(got[2]), r1), at(flat(got[3]), r1), 0, m, at(flat(sigma), r1), at(y1.reshape(-1), r1))
+    _correct_step(at(got[0], r1), at(msg1, r1), at(got[5] if has_c else msg1, r1), has_c,
+                  at(got[2], r1), at(got[3], r1), 0, m, at(sigma, r1), at(y1, r1))
 
     got2 = rot.exchange(ctx.chan, [(0, 1, y0), (1, 0, y1)], tag=f"{tag}/trunc-reshare")
     return [rho, got2[0] + got2[1], sigma]
