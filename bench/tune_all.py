@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--popsize", type=int, default=10)
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--test-limit", type=int, default=1000)
+    p.add_argument("--head", choices=["anchor", "pair"], help="embedding head (default: each task's own)")
     p.add_argument("--out", default="bench/results/tune_plain.jsonl")
     args = p.parse_args(argv)
     rows = []
@@ -40,12 +41,13 @@ def main(argv=None) -> int:
             spec = RunSpec(task=name, data=str(Path(args.data).resolve()), split=split, model=str(default_model_dir()),
                            mode="plain", prompt_len=10, subspace_dim=100, popsize=args.popsize, sigma=1.0,
                            budget=args.budget, max_len=64, attention="softmax", features=64, weights="public",
-                           eval_every=5, patience=0, seed=0, test_limit=args.test_limit)
-            out = Path("runs") / f"tune_all-{name}-{split}-b{args.budget}"
+                           eval_every=5, patience=0, seed=0, test_limit=args.test_limit,
+                           head=args.head or TASKS[name].head)
+            out = Path("runs") / f"tune_all-{name}-{split}-b{args.budget}-{spec.head}"
             m = tune_run(spec, out, stream=io.StringIO())
             m.update(budget=args.budget, commit=git_commit())
             rows.append(m)
-            print(f"{name} {split}: zero-shot {m['zero_shot_metric']:.3f} tuned {m['test_metric']:.3f} (dev {m['dev_metric']:.3f})",
+            print(f"{name} {split} ({spec.head} head): zero-shot {m['zero_shot_metric']:.3f} tuned {m['test_metric']:.3f} (dev {m['dev_metric']:.3f})",
                   flush=True)
             write_jsonl(rows, args.out)
     for name in args.tasks.split(","):

@@ -4,6 +4,11 @@
   masked-LM head): cosine similarity between the mean-pooled sentence
   embedding and the embedding of one anchor text per class, times a
   temperature.
+- ``pair_scores``: the sentence-pair head for two-sentence tasks (paraphrase,
+  entailment) on sentence-embedding models: each sentence is encoded on its
+  own and the score is the temperature times the cosine of the two pooled
+  embeddings; the client turns it into class scores with a threshold it
+  fits on its training examples (``tuning.loop.PairCalibration``).
 - ``encoder.mlm_logits`` (in ``encoder``) is the masked-LM head.
 """
 
@@ -34,3 +39,23 @@ def anchor_scores(pooled, anchors: np.ndarray, temperature: float = 20.0):
         inv = inv.reshape(-1, 1)
         return ops.scale(ops.mul(dots, inv), temperature)
     return temperature * dots / np.linalg.norm(pooled, axis=-1, keepdims=True)
+
+
+def pair_scores(a, b, temperature: float = 20.0):
+    """temperature * cos(a_i, b_i) per row: two [n, d] -> [n, 1].
+
+    On shares: the two dot products of each row (a.b, and the squared norms of
+    a and b in one batch) are summed before one truncation per row, the norms
+    come from ``approx.rsqrt``; on floats it is exact.
+    """
+    if ops.is_shared(a):
+        from secptune.engine import SharedTensor, approx
+
+        n = a.shape[0]
+        dots = a.dot_last(b)                                            # [n]
+        inv = approx.rsqrt(SharedTensor.concat([a, b], axis=0).sum_squares(1.0))    # [2n]
+        cos = ops.mul(ops.mul(dots, inv[:n]), inv[n:])     # not inv_a inv_b first: too few bits when small
+        return ops.scale(cos, temperature).reshape(n, 1)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = np.sum(a * b, -1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return temperature * cos[:, None]

@@ -23,7 +23,7 @@ import numpy as np
 from secptune.engine import CLIENT, Context, EngineConfig, SharedTensor
 from secptune.nn import encoder as E
 from secptune.nn.attention import AttentionConfig
-from secptune.nn.heads import anchor_scores
+from secptune.nn.heads import anchor_scores, pair_scores
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,14 @@ class TuneConfig:
     private_weights: bool = True
     engine_seed: int | None = None
     max_tokens: int = 2048          # per secure forward pass; bounds memory (about 10 GB at 2048)
+    head: Literal["anchor", "pair"] = "anchor"     # embedding head (see ``nn.heads``)
+    pair_class: int = 0             # pair head: the class that high similarity means
 
     def __post_init__(self):
         if self.mode not in ("plain", "mpc"):
             raise ValueError(f"TuneConfig.mode must be 'plain' or 'mpc', got {self.mode!r}")
+        if self.head not in ("anchor", "pair"):
+            raise ValueError(f"TuneConfig.head must be 'anchor' or 'pair', got {self.head!r}")
         if self.budget < self.popsize:
             raise ValueError(f"TuneConfig.budget {self.budget} is below one generation ({self.popsize} calls)")
 
@@ -77,13 +81,61 @@ def cross_entropy(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
+@dataclass(frozen=True)
+class ClientHead:
+    """The client's side of the head: from the opened scores of one prompt [E, K] to
+    class scores [E, C].
+
+    anchor: the opened scores are the class scores.  pair: the opened score is
+    T cos(sentence 1, sentence 2); the class ``pair_class`` gets s - b and the
+    other 0, with the threshold b fitted to the prompt's own training scores
+    (the maximum-likelihood bias of a logistic model with slope 1; the loss is
+    convex in b, so a few Newton steps find it).  The data owner does this in
+    plaintext on scores it already holds; nothing else is opened."""
+
+    kind: str = "anchor"
+    pair_class: int = 0
+
+    @classmethod
+    def of(cls, tune_cfg: "TuneConfig") -> "ClientHead":
+        return cls(tune_cfg.head, tune_cfg.pair_class)
+
+    def fit(self, raw: np.ndarray, labels: np.ndarray) -> float | None:
+        """The head's parameter from one prompt's training scores [E, K] (anchor: None)."""
+        if self.kind == "anchor":
+            return None
+        s = np.asarray(raw, np.float64)[:, 0]
+        y = (np.asarray(labels) == self.pair_class).astype(np.float64)
+        if y.min() == y.max():
+            raise ValueError("the pair head's threshold needs training examples of both classes")
+        b = float(np.median(s))
+        for _ in range(100):
+            p = 1.0 / (1.0 + np.exp(-(s - b)))
+            step = float(np.sum(y - p)) / max(float(np.sum(p * (1.0 - p))), 1e-9)
+            b -= float(np.clip(step, -5.0, 5.0))
+            if abs(step) < 1e-9:
+                break
+        return b
+
+    def logits(self, raw: np.ndarray, param: float | None) -> np.ndarray:
+        """Class scores [..., C] from opened scores [..., K] and the fitted parameter."""
+        raw = np.asarray(raw, np.float64)
+        if self.kind == "anchor":
+            return raw
+        out = np.zeros(raw.shape[:-1] + (2,))
+        out[..., self.pair_class] = raw[..., 0] - param
+        return out
+
+
 class Scorer:
     """Class scores for a batch of prompts on fixed, pre-tokenised examples.
 
     plain: float64 forward.  mpc: the embedding-layer output of the examples
     is shared by the client once; weights public or shared by the model
     owner once; each call shares the prompts, runs the secure forward and
-    opens the [P, E, C] scores to the client only.
+    opens the [P, E, K] scores to the client only (K = C class scores for the
+    anchor head, K = 1 similarity for the pair head, whose input rows come in
+    pairs: rows 2e and 2e + 1 are the two sentences of example e).
     """
 
     def __init__(self, cfg_model, params, ids: np.ndarray, mask: np.ndarray, anchors: np.ndarray,
@@ -97,6 +149,8 @@ class Scorer:
         if announce is not None and tune.mode == "mpc":
             self.index = announce({"op": "scorer", "shape": list(np.shape(ids)), "mask": self.mask.tolist()})
         self.anchors = anchors
+        if tune.head == "pair" and np.shape(ids)[0] % 2:
+            raise ValueError(f"pair head: the input rows come in pairs, got {np.shape(ids)[0]} rows")
         self.x = E.embed(params, cfg_model, ids)                        # client side
         if tune.mode == "plain":
             self.x = self.x.astype(np.float32)                          # the plaintext reference runs in float32
@@ -128,16 +182,22 @@ class Scorer:
             yield rows[lo:hi], int(width)
             lo = hi
 
+    def _head(self, pooled):
+        """Opened-score rows from pooled embeddings [P R, hidden] (floats or shares)."""
+        if self.tune.head == "pair":
+            return pair_scores(pooled[0::2], pooled[1::2], self.tune.temperature)
+        return anchor_scores(pooled, self.anchors, self.tune.temperature)
+
     def __call__(self, prompts: np.ndarray, tag: str = "scores") -> np.ndarray:
         P = prompts.shape[0]
-        n_ex = self.x.shape[0]
+        n_rows = self.x.shape[0]
+        n_ex = n_rows // 2 if self.tune.head == "pair" else n_rows
         self.calls += P
         mask = np.tile(self.mask, (P, 1))
         att = self.tune.attention
         if self.tune.mode == "plain":
             h = E.encode(self.params, E.add_prompt(self.x, prompts.astype(np.float32)), mask, self.cfg, att)
-            s = anchor_scores(E.mean_pool(h, mask), self.anchors, self.tune.temperature)
-            return s.reshape(P, n_ex, -1)
+            return self._head(E.mean_pool(h, mask)).reshape(P, n_ex, -1)
         L = prompts.shape[1]
         if self.announce is not None:
             self.announce({"op": "score", "scorer": self.index, "shape": list(prompts.shape), "tag": tag})
@@ -145,17 +205,17 @@ class Scorer:
         parts, order = [], []
         passes = list(self.passes(P))
         for k, (rows, width) in enumerate(passes):
-            ex, cand = rows % n_ex, rows // n_ex
+            ex, cand = rows % n_rows, rows // n_rows
             x = self.x_shared[ex, :width]          # the prompt goes on the L placeholders after [CLS]
             x = SharedTensor.concat([x[:, :1], x[:, 1:1 + L] + shared_prompts[cand], x[:, 1 + L:]], axis=1)
             h = E.encode(self.weights, x, self.mask[ex, :width], self.cfg, att)
-            parts.append(anchor_scores(E.mean_pool(h, self.mask[ex, :width]), self.anchors, self.tune.temperature))
+            parts.append(E.mean_pool(h, self.mask[ex, :width]))
             order.append(rows)
             if self.on_pass:
                 self.on_pass(k + 1, len(passes))
-        s = parts[0] if len(parts) == 1 else SharedTensor.concat(parts, axis=0)
-        s = s[np.argsort(np.concatenate(order))]            # back to candidate-major rows (p, e)
-        return s.reveal(tag, to=CLIENT).reshape(P, n_ex, -1)
+        pooled = parts[0] if len(parts) == 1 else SharedTensor.concat(parts, axis=0)
+        pooled = pooled[np.argsort(np.concatenate(order))]  # back to candidate-major rows (p, r)
+        return self._head(pooled).reveal(tag, to=CLIENT).reshape(P, n_ex, -1)
 
 
 @dataclass
@@ -170,12 +230,15 @@ class Generation:
 def generation_step(es, scorer: Scorer, proj: Projection, labels: np.ndarray, tag: str):
     """One CMA-ES generation: ask, score every candidate on every example, tell.
 
-    Returns (Z, scores [P, E, C], losses)."""
+    Returns (Z, class scores [P, E, C], losses, head parameters [P])."""
+    head = ClientHead.of(scorer.tune)
     Z = np.asarray(es.ask())
-    scores = scorer(proj(Z), tag=tag)
+    raw = scorer(proj(Z), tag=tag)
+    params = [head.fit(r, labels) for r in raw]
+    scores = np.stack([head.logits(r, b) for r, b in zip(raw, params)])
     losses = [cross_entropy(s, labels) for s in scores]
     es.tell(list(Z), losses)
-    return Z, scores, losses
+    return Z, scores, losses, params
 
 
 def new_strategy(tune_cfg: TuneConfig):
@@ -190,17 +253,18 @@ def new_strategy(tune_cfg: TuneConfig):
 
 def tune(scorer: Scorer, labels: np.ndarray, tune_cfg: TuneConfig, on_generation=None) -> dict:
     """Run CMA-ES until the budget of model calls is spent; returns the best point,
-    its prompt, its training loss and the per-generation history."""
+    its prompt, its training loss, the head's fitted parameter (pair head: the
+    threshold) and the per-generation history."""
     proj = Projection.for_model(tune_cfg, scorer.params)
     es = new_strategy(tune_cfg)
     labels = np.asarray(labels)
-    history, best = [], (np.inf, None)
+    history, best = [], (np.inf, None, None)
     gen = 0
     while scorer.calls + tune_cfg.popsize <= tune_cfg.budget:
-        Z, scores, losses = generation_step(es, scorer, proj, labels, f"gen{gen}/scores")
+        Z, scores, losses, params = generation_step(es, scorer, proj, labels, f"gen{gen}/scores")
         j = int(np.argmin(losses))
         if losses[j] < best[0]:
-            best = (losses[j], Z[j])
+            best = (losses[j], Z[j], params[j])
         acc = float(np.mean(np.argmax(scores[j], -1) == labels))
         g = Generation(gen, losses, losses[j], acc, scorer.calls)
         history.append(g)
@@ -208,4 +272,4 @@ def tune(scorer: Scorer, labels: np.ndarray, tune_cfg: TuneConfig, on_generation
             on_generation(g)
         gen += 1
     return {"z": best[1], "prompt": proj(best[1][None])[0], "loss": best[0], "history": history,
-            "projection_seed": tune_cfg.seed}
+            "projection_seed": tune_cfg.seed, "head_param": best[2]}

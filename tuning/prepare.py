@@ -4,7 +4,8 @@ Inputs follow Black-Box Tuning: [CLS], L placeholder tokens (the prompt is
 added to their embeddings), the filled template, [SEP]; capped at
 ``max_len`` tokens by cutting the example text, never the template.  The
 embedding head compares the mean-pooled sentence embedding with each class's
-anchor text, embedded once by the same model.
+anchor text, embedded once by the same model; the pair head (two-sentence
+tasks) encodes each sentence on its own after the prompt.
 """
 
 from __future__ import annotations
@@ -47,18 +48,31 @@ def pad_batch(seqs: list) -> tuple:
     return ids, mask
 
 
-def encode_examples(tok, task, examples, prompt_len: int, max_len: int):
-    """ids [E, n], key mask [E, n] (n = the longest sequence), labels [E]."""
+def encode_examples(tok, task, examples, prompt_len: int, max_len: int, head: str = "anchor"):
+    """ids [R, n], key mask [R, n] (n = the longest sequence), labels [E].
+
+    ``head`` anchor: one row per example (R = E), the filled template.  pair:
+    two rows per example (R = 2E; rows 2e and 2e + 1), each sentence after
+    the prompt (``task.pair_template``)."""
     cls_id, sep_id = _special(tok, "[CLS]", "<s>"), _special(tok, "[SEP]", "</s>")
     unk_id = _special(tok, "[UNK]", "<unk>")
     mask_tok = "[MASK]" if tok.token_to_id("[MASK]") is not None else "<mask>"
+    room = max_len - 2 - prompt_len
+    if room < 1:
+        raise ValueError(f"max_len {max_len} leaves no room after a prompt of {prompt_len} tokens")
+    if head == "pair":
+        task.check_pair()
+        texts = [task.fill_side(t) for e in examples for t in e.texts]
+    elif head == "anchor":
+        texts = [task.fill(e.texts) for e in examples]
+    else:
+        raise ValueError(f"head must be 'anchor' or 'pair', got {head!r}")
     seqs = []
-    for e in examples:
-        text = task.fill(e.texts).replace("<P>", "").replace("<mask>", mask_tok).strip(" .") or mask_tok
+    for text in texts:
+        text = text.replace("<P>", "").replace("<mask>", mask_tok)
+        # the anchor templates' "<P> ." and " <mask> ." ends go; a pair sentence keeps its own full stop
+        text = (text.lstrip(" .") if head == "pair" else text.strip(" .")) or mask_tok
         body = tok.encode(text).ids[1:-1]
-        room = max_len - 2 - prompt_len
-        if room < 1:
-            raise ValueError(f"max_len {max_len} leaves no room after a prompt of {prompt_len} tokens")
         seqs.append([cls_id] + [unk_id] * prompt_len + body[:room] + [sep_id])
     ids, mask = pad_batch(seqs)
     return ids, mask, np.array([e.label for e in examples])

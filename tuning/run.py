@@ -18,7 +18,7 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from secptune.engine.network import LAN, WAN
 from secptune.nn.attention import AttentionConfig
 from secptune.weights.checkpoint import load_checkpoint
 
-from .loop import Projection, Scorer, TuneConfig, generation_step, new_strategy
+from .loop import ClientHead, Projection, Scorer, TuneConfig, generation_step, new_strategy
 from .metrics import score
 from .prepare import anchor_embeddings, encode_examples, load_tokenizer
 from .tasks import TASKS, Task
@@ -54,6 +54,7 @@ class RunSpec:
     seed: int
     test_limit: int
     zero_shot: bool = True          # also score the untuned template (a second test pass)
+    head: str = ""                  # anchor or pair; "" = the task's default
 
 
 class RunError(RuntimeError):
@@ -67,10 +68,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _tune_config(spec: RunSpec) -> TuneConfig:
+    task = TASKS[spec.task]
     return TuneConfig(prompt_len=spec.prompt_len, subspace_dim=spec.subspace_dim, popsize=spec.popsize,
                       sigma=spec.sigma, budget=spec.budget, seed=spec.seed, mode=spec.mode,
                       attention=AttentionConfig(spec.attention, features=spec.features),
-                      private_weights=spec.weights == "private", engine_seed=None)
+                      private_weights=spec.weights == "private", engine_seed=None,
+                      head=spec.head or task.head, pair_class=task.pair_class)
 
 
 def _prepare_out(out: Path, spec: RunSpec) -> dict | None:
@@ -79,6 +82,7 @@ def _prepare_out(out: Path, spec: RunSpec) -> dict | None:
     cfg_path = out / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
+        old.setdefault("head", "anchor")         # folders from before the pair head used the anchor head
         defaults = {f.name: f.default for f in fields(RunSpec) if f.default is not MISSING}
         diff = {k: (old.get(k, defaults.get(k)), v) for k, v in asdict(spec).items()
                 if old.get(k, defaults.get(k)) != v}
@@ -128,13 +132,15 @@ def tune_run(spec: RunSpec, out: Path, stream=None, remote=None) -> dict:
 
 def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     task: Task = TASKS[spec.task]
+    spec = replace(spec, head=spec.head or task.head)
     tune_cfg = _tune_config(spec)
     state = _prepare_out(out, spec)
     cfg, params, tok, anchors = _load_model(spec, task)
     train = task.load(spec.data, spec.split, "train")
     dev = task.load(spec.data, spec.split, "dev")
-    ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len)
-    dids, dmask, dy = encode_examples(tok, task, dev, spec.prompt_len, spec.max_len)
+    ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len, tune_cfg.head)
+    dids, dmask, dy = encode_examples(tok, task, dev, spec.prompt_len, spec.max_len, tune_cfg.head)
+    head = ClientHead.of(tune_cfg)
     ctx = weights = announce = None
     if remote is not None:
         ctx, weights, announce = remote.start(spec, tune_cfg, anchors)
@@ -146,7 +152,7 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
 
     if state is None:
         state = {"es": new_strategy(tune_cfg), "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
-                 "since_improved": 0, "done": False}
+                 "best_train_param": None, "best_dev_param": None, "since_improved": 0, "done": False}
     else:
         print(f"resuming {out} at generation {state['gen']} ({state['calls']} model calls)", file=stream)
     es = state["es"]
@@ -158,10 +164,11 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     while not state["done"] and state["calls"] + spec.popsize <= spec.budget:
         t0 = time.perf_counter()
         c0 = ctx.chan.cost() if ctx is not None else None
-        Z, scores, losses = generation_step(es, scorer, proj, y, f"gen{state['gen']}/scores")
+        Z, scores, losses, fitted = generation_step(es, scorer, proj, y, f"gen{state['gen']}/scores")
         j = int(np.argmin(losses))
         if losses[j] < state["best_train"][0]:
             state["best_train"] = (losses[j], Z[j])
+            state["best_train_param"] = fitted[j]
         state["calls"] += spec.popsize
         wall = time.perf_counter() - t0
         rec = {"gen": state["gen"], "calls": state["calls"], "best_loss": losses[j],
@@ -174,13 +181,16 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
         if state["gen"] % spec.eval_every == 0 or state["calls"] + spec.popsize > spec.budget:
             z = state["best_train"][1]
             ds = dev_scorer(proj(z[None]), tag=f"gen{state['gen'] - 1}/dev-scores")[0]
-            dev_metric = score(task.metric, np.argmax(ds, -1), dy)
+            dev_metric = score(task.metric, np.argmax(head.logits(ds, state.get("best_train_param")), -1), dy)
             rec["dev_metric"] = dev_metric
             if dev_metric > state["best_dev"][0]:
                 state["best_dev"] = (dev_metric, z)
+                state["best_dev_param"] = state.get("best_train_param")
                 state["since_improved"] = 0
                 np.savez(out / "prompt.npz", z=z, projection_seed=spec.seed, prompt=proj(z[None])[0],
-                         subspace_dim=spec.subspace_dim, prompt_len=spec.prompt_len)
+                         subspace_dim=spec.subspace_dim, prompt_len=spec.prompt_len,
+                         head=tune_cfg.head, head_param=np.nan if state["best_dev_param"] is None
+                         else state["best_dev_param"])
             else:
                 state["since_improved"] += 1
                 if spec.patience and state["since_improved"] >= spec.patience:
@@ -222,27 +232,38 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
     ``test``: examples to score instead of the task's test set."""
     z = state["best_dev"][1]
     proj = Projection.for_model(tune_cfg, params)
+    head = ClientHead.of(tune_cfg)
     # the tuned prompt and the untuned template (a zero prompt on the placeholders), in one pass
     prompts = proj(z[None])
+    head_params = [state.get("best_dev_param")]
     if spec.zero_shot:
         prompts = np.concatenate([prompts, np.zeros((1, spec.prompt_len, cfg.hidden))])
+        zero_param = None
+        if head.kind == "pair":     # the untuned template's threshold, fitted as the tuned prompt's was
+            train = task.load(spec.data, spec.split, "train")
+            ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len, head.kind)
+            raw = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
+                         announce=announce)(prompts[1:], tag="zero-shot/train-scores")[0]
+            zero_param = head.fit(raw, y)
+        head_params.append(zero_param)
     if test is None:
         test = task.load(spec.data, spec.split, "test")
     if spec.test_limit:
         test = test[:spec.test_limit]
     preds, gold = [], []
     for i in range(0, len(test), 64):
-        ids, mask, y = encode_examples(tok, task, test[i:i + 64], spec.prompt_len, spec.max_len)
+        ids, mask, y = encode_examples(tok, task, test[i:i + 64], spec.prompt_len, spec.max_len, head.kind)
         s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
                    announce=announce)(prompts, tag="test/scores")
-        preds.append(np.argmax(s, -1))
+        preds.append(np.stack([np.argmax(head.logits(r, b), -1) for r, b in zip(s, head_params)]))
         gold.append(y)
     preds, gold = np.concatenate(preds, axis=1), np.concatenate(gold)
     return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
             "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
-            "weights": spec.weights,
+            "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
             "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,
+            "zero_shot_head_param": head_params[1] if spec.zero_shot else None,
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
 
 
@@ -251,8 +272,6 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
     """Score a finished run's saved prompt (``prompt.npz``) on its task's test set, or on
     ``test_file`` (any format the task reader accepts), in plaintext or on shares
     (``remote``: against server processes, as in ``tune_run``)."""
-    from dataclasses import replace
-
     from .data import read_examples
 
     cfg_path, prompt_path = out / "config.json", out / "prompt.npz"
@@ -260,6 +279,8 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
         if not path.exists():
             raise RunError(f"{path}: missing (is {out} a finished tuning run?)")
     spec = RunSpec(**json.loads(cfg_path.read_text()))
+    if not spec.head:           # run folders from before the pair head used the anchor head
+        spec = replace(spec, head="anchor")
     if mode:
         spec = replace(spec, mode=mode)
     if test_limit is not None:
@@ -270,8 +291,9 @@ def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,
     cfg, params, tok, anchors = _load_model(spec, task)
     test = read_examples(test_file, task.columns, task.label_map) if test_file else None
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    param = float(saved["head_param"]) if "head_param" in saved.files else float("nan")
     state = {"best_dev": (metrics.get("dev_metric", float("nan")), saved["z"]), "calls": metrics.get("model_calls", 0),
-             "gen": metrics.get("generations", 0)}
+             "gen": metrics.get("generations", 0), "best_dev_param": None if np.isnan(param) else param}
     ctx = weights = announce = None
     if spec.mode == "mpc" and remote is not None:
         ctx, weights, announce = remote.start(spec, tune_cfg, anchors)

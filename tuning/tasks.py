@@ -3,7 +3,13 @@
 A task knows its template (``<P>`` marks where the prompt tokens go, ``<mask>``
 the masked-LM position, ``{text}`` / ``{s1}`` / ``{s2}`` the example's
 texts), its label words (masked-LM head) and anchor texts (embedding head),
-its metric, and where its files are and how they are laid out.  A new task
+its metric, and where its files are and how they are laid out.
+
+Two-sentence tasks (MRPC, RTE) default to the sentence-pair head on
+sentence-embedding models: each sentence is encoded on its own with the
+prompt (``pair_template``), the score is the cosine of the two embeddings,
+and ``pair_class`` is the class that high similarity means (paraphrase,
+entailment).  Anchor texts stay for ``--head anchor``.  A new task
 is a small JSON file (``load_task``) with the same fields.
 """
 
@@ -34,6 +40,9 @@ class Task:
     test_file: str = "test.tsv"
     test_columns: Columns | None = None    # when the test file is laid out differently
     builtin: str = ""                      # file in tuning/builtin with data for this task, if any
+    head: Literal["anchor", "pair"] = "anchor"   # the embedding head this task uses by default
+    pair_template: str = "<P> . {text}"    # pair head: one sentence after the prompt
+    pair_class: int = 0                    # pair head: the class that high similarity means
 
     @property
     def num_labels(self) -> int:
@@ -46,11 +55,29 @@ class Task:
             raise ValueError(f"task {self.name}: label_map values must be 0..{len(self.label_words) - 1}")
         if "<P>" not in self.template:
             raise ValueError(f"task {self.name}: the template has no <P> (prompt) placeholder")
+        if self.head not in HEADS:
+            raise ValueError(f"task {self.name}: head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "pair":
+            self.check_pair()
+
+    def check_pair(self) -> None:
+        """The pair head needs two classes, two texts per example and a one-sentence template."""
+        if self.num_labels != 2 or self.pair_class not in (0, 1):
+            raise ValueError(f"task {self.name}: the pair head needs two classes and pair_class 0 or 1 "
+                             f"(got {self.num_labels} classes, pair_class {self.pair_class!r})")
+        if len(self.columns.texts) != 2:
+            raise ValueError(f"task {self.name}: the pair head needs two text columns per example")
+        if "<P>" not in self.pair_template or "{text}" not in self.pair_template:
+            raise ValueError(f"task {self.name}: pair_template needs <P> and {{text}}, got {self.pair_template!r}")
 
     def fill(self, texts: tuple) -> str:
         """The template with the example's texts (the <P> and <mask> markers stay)."""
         names = ("text",) if len(texts) == 1 else ("s1", "s2")
         return self.template.format(**dict(zip(names, texts)))
+
+    def fill_side(self, text: str) -> str:
+        """The pair head's template with one sentence."""
+        return self.pair_template.format(text=text)
 
     def split_path(self, data_dir, split: str, part: Literal["train", "dev"]) -> Path:
         return Path(data_dir) / "k-shot" / self.folder / split / f"{part}.tsv"
@@ -92,6 +119,8 @@ class Task:
         raise ValueError(f"part must be train, dev or test, got {part!r}")
 
 
+HEADS = ("anchor", "pair")
+
 _PAIR = Columns(texts=(("sentence1",), ("sentence2",)), label=("label",))
 
 TASKS = {
@@ -106,17 +135,19 @@ TASKS = {
                    label_map={"0": 0, "1": 1, "2": 2, "3": 3}),
     "mrpc": Task("mrpc", "<P> . {s1} ? <mask> , {s2}", ("No", "Yes"),
                  ("The two sentences mean different things.", "The two sentences mean the same thing."),
-                 metric="f1", folder="MRPC",
+                 metric="f1", folder="MRPC", head="pair", pair_class=1,
                  columns=Columns(texts=(("#1 String",), ("#2 String",)), label=("Quality",))),
     "rte": Task("rte", "<P> . {s1} ? <mask> , {s2}", ("Yes", "No"),
                 ("The second sentence follows from the first.", "The second sentence does not follow from the first."),
-                folder="RTE", columns=_PAIR, label_map={"entailment": 0, "not_entailment": 1}),
+                folder="RTE", columns=_PAIR, label_map={"entailment": 0, "not_entailment": 1},
+                head="pair", pair_class=0),
 }
 
 
 def load_task(path) -> Task:
     """A user-defined task from JSON: name, template, label_words, anchors, metric,
-    text_columns (list of lists of accepted names), label_column (list), label_map."""
+    text_columns (list of lists of accepted names), label_column (list), label_map;
+    optionally head ("anchor" or "pair"), pair_template, pair_class."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -132,6 +163,8 @@ def load_task(path) -> Task:
     )
     try:
         return Task(raw["name"], raw["template"], tuple(raw["label_words"]), tuple(raw["anchors"]),
-                    metric=raw.get("metric", "accuracy"), columns=cols, label_map=dict(labels))
+                    metric=raw.get("metric", "accuracy"), columns=cols, label_map=dict(labels),
+                    head=raw.get("head", "anchor"), pair_template=raw.get("pair_template", "<P> . {text}"),
+                    pair_class=raw.get("pair_class", 0))
     except ValueError as e:
         raise DataError(f"{path}: {e}") from None

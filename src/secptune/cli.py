@@ -49,7 +49,7 @@ def _tune(args) -> int:
 
     from secptune.tuning.data import DataError
     from secptune.tuning.run import RunError, RunSpec, tune_run
-    from secptune.tuning.tasks import BUILTIN
+    from secptune.tuning.tasks import BUILTIN, TASKS
     from secptune.weights.default import default_model_dir
 
     data = args.data or os.environ.get("SECPTUNE_DATA") or BUILTIN
@@ -64,7 +64,7 @@ def _tune(args) -> int:
                    sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
                    features=args.features, weights=args.weights, eval_every=args.eval_every,
                    patience=args.patience, seed=args.seed, test_limit=args.test_limit,
-                   zero_shot=not args.no_zero_shot)
+                   zero_shot=not args.no_zero_shot, head=args.head or TASKS[args.task].head)
     out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
     remote = None
     if args.parties:
@@ -241,6 +241,10 @@ def main(argv=None) -> int:
     sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
+    sp.add_argument("--head", choices=["anchor", "pair"],
+                    help="embedding head: anchor (similarity to one anchor text per class) or pair (cosine of "
+                    "the two sentences, threshold fitted on the training examples; two-sentence tasks); "
+                    "default: the task's (pair for mrpc and rte, anchor otherwise)")
     sp.add_argument("--no-zero-shot", action="store_true",
                     help="do not score the untuned template on the test set (saves a second test pass)")
     sp.add_argument("--out", help="run folder (default runs/<task>-<split>-<mode>-s<seed>)")

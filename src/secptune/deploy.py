@@ -91,7 +91,7 @@ def _tune_setup(ctx, me, args):
     tune_cfg = TuneConfig(prompt_len=int(args["prompt_len"]), mode="mpc", private_weights=bool(args["private"]),
                           attention=AttentionConfig(args["attention"], features=int(args["features"])),
                           temperature=float(args["temperature"]), max_tokens=int(args["max_tokens"]),
-                          popsize=1, budget=1)
+                          head=args.get("head", "anchor"), popsize=1, budget=1)
     weights = E.share_weights(ctx, params, private=bool(args["private"]))
     return cfg, params, tune_cfg, weights
 
@@ -142,7 +142,7 @@ class RemoteSession:
         args = {"model": spec.model, "config": read_config_json(spec.model),
                 "private": spec.weights == "private", "prompt_len": spec.prompt_len,
                 "attention": spec.attention, "features": spec.features, "temperature": tune_cfg.temperature,
-                "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist()}
+                "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist(), "head": tune_cfg.head}
         for s in (0, 1, 2):
             _send_json(links[s], {"name": "tune", "args": args})
         keys = self.net.agree_keys()
