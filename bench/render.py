@@ -83,17 +83,22 @@ def render_fidelity(rows: list) -> str:
     return "\n".join(out + ["", f"Measured at commit `{rows[0].get('commit', '?')}`."])
 
 
+def _head(row: dict) -> str:
+    """The run's embedding head (rows from before the pair head used the anchor head)."""
+    return row.get("head") or "anchor"
+
+
 def render_tune(rows: list) -> str:
     import numpy as np
 
-    out = ["| task | metric | splits | zero-shot (mean +- std) | tuned (mean +- std) | dev of the kept prompt |",
-           "|---|---|---:|---:|---:|---:|"]
-    for task in dict.fromkeys(r["task"] for r in rows):
-        r = [x for x in rows if x["task"] == task]
+    out = ["| task | head | metric | splits | zero-shot (mean +- std) | tuned (mean +- std) | dev of the kept prompt |",
+           "|---|---|---|---:|---:|---:|---:|"]
+    for task, head in dict.fromkeys((r["task"], _head(r)) for r in rows):
+        r = [x for x in rows if x["task"] == task and _head(x) == head]
         zs = np.array([x["zero_shot_metric"] for x in r]) * 100
         tu = np.array([x["test_metric"] for x in r]) * 100
         dv = np.array([x["dev_metric"] for x in r]) * 100
-        out.append(f"| {task} | {r[0]['metric']} | {len(r)} | {zs.mean():.1f} +- {zs.std():.1f} "
+        out.append(f"| {task} | {head} | {r[0]['metric']} | {len(r)} | {zs.mean():.1f} +- {zs.std():.1f} "
                    f"| {tu.mean():.1f} +- {tu.std():.1f} | {dv.mean():.1f} |")
     first = rows[0]
     return "\n".join(out + ["", f"Plaintext, {first['model_calls']} model calls per run, test sets capped at "
@@ -105,22 +110,22 @@ PAPER = {"sst2": ("88.11", "89.56"), "yelp": ("85.23", "91.50"), "agnews": ("81.
 
 
 def render_tune_secure(rows: list) -> str:
-    out = ["| attention | task | metric | test examples | zero-shot (plain) | tuned, plain twin | tuned, secure "
+    out = ["| attention | task | head | metric | test examples | zero-shot (plain) | tuned, plain twin | tuned, secure "
            "| secure - plain | s / generation | rounds / gen. | GB / server / gen. | LAN min / gen. | WAN min / gen. "
            "| paper: SecP-Tuning / BBT |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    plain = {(r["attention"], r["task"]): r for r in rows if r["mode"] == "plain"}
+           "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    plain = {(r["attention"], r["task"], _head(r)): r for r in rows if r["mode"] == "plain"}
     for r in rows:
         if r["mode"] != "mpc":
             continue
-        p = plain.get((r["attention"], r["task"]))
+        p = plain.get((r["attention"], r["task"], _head(r)))
         zs = f"{100 * p['zero_shot_metric']:.1f}" if p and p.get("zero_shot_metric") is not None else "-"
         pt = f"{100 * p['test_metric']:.1f}" if p else "-"
         diff = f"{100 * (r['test_metric'] - p['test_metric']):+.1f}" if p else "-"
         att = r["attention"] + (f" (M = {r['features']})" if r["attention"] == "rfa" else "")
         paper = PAPER.get(r["task"], ("-", "-"))
         out.append(
-            f"| {att} | {r['task']} | {r['metric']} | {r['test_examples']} | {zs} | {pt} | {100 * r['test_metric']:.1f} "
+            f"| {att} | {r['task']} | {_head(r)} | {r['metric']} | {r['test_examples']} | {zs} | {pt} | {100 * r['test_metric']:.1f} "
             f"| {diff} | {r['seconds_per_generation']:.0f} | {r['rounds_per_generation']:.0f} "
             f"| {r['bytes_per_party_per_generation'] / 1e9:.1f} | {r['lan_seconds_per_generation'] / 60:.1f} "
             f"| {r['wan_seconds_per_generation'] / 60:.0f} | {paper[0]} / {paper[1]} |")

@@ -1,7 +1,7 @@
 """Secure tuning on the five tasks beside plaintext twins with the same settings and seeds.
 
     python -m bench.tune_secure [--data DIR] [--budget 30] [--attention softmax,rfa]
-                                [--weights public] [--out bench/results/tune_secure.jsonl]
+                                [--weights public] [--head anchor|pair] [--out bench/results/tune_secure.jsonl]
 
 For each attention kind and task (split 16-13): one ``secptune tune --mode
 plain`` run and one ``--mode mpc`` run with the same settings and seeds, in
@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--weights", choices=["public", "private"], default="public")
     p.add_argument("--test-limit", type=int, default=500)
+    p.add_argument("--head", choices=["anchor", "pair"], help="embedding head (default: each task's own)")
     p.add_argument("--out", default="bench/results/tune_secure.jsonl")
     args = p.parse_args(argv)
     rows, commit = [], git_commit()          # the code that runs, whatever is committed meanwhile
@@ -48,15 +49,16 @@ def main(argv=None) -> int:
                                model=str(default_model_dir()), mode=mode, prompt_len=10, subspace_dim=100,
                                popsize=args.popsize, sigma=1.0, budget=args.budget, max_len=64, attention=kind,
                                features=args.features, weights=args.weights, eval_every=5, patience=0, seed=0,
-                               test_limit=args.test_limit, zero_shot=mode == "plain")
-                out = Path("runs") / f"tune_secure-{kind}-{name}-{mode}-b{args.budget}-{args.weights}"
+                               test_limit=args.test_limit, zero_shot=mode == "plain",
+                               head=args.head or TASKS[name].head)
+                out = Path("runs") / f"tune_secure-{kind}-{name}-{mode}-b{args.budget}-{args.weights}-{spec.head}"
                 log = io.StringIO()
                 m = tune_run(spec, out, stream=log)
                 m.update(budget=args.budget, popsize=args.popsize, commit=commit)
                 rows.append(m)
                 extra = (f", {m['seconds_per_generation']:.0f} s/gen, {m['bytes_per_party_per_generation']:.3g} "
                          f"B/party/gen" if mode == "mpc" else "")
-                print(f"{kind} {name} {mode}: test {m['test_metric']:.4f}{extra}", flush=True)
+                print(f"{kind} {name} {mode} ({spec.head} head): test {m['test_metric']:.4f}{extra}", flush=True)
                 write_jsonl(rows, args.out)
     return 0
 

@@ -69,3 +69,39 @@ def test_ring_helpers():
     assert const(-2) == np.uint64(2**64 - 2)
     with pytest.raises(TypeError):
         as_ring(np.array([0.5]))
+
+
+# -- the direct uint64 kernel (engine/gemm.py) ---------------------------------
+
+@given(st.data(), st.integers(1, 11), st.integers(1, 40), st.integers(1, 19))
+def test_u64_matmul_is_exact(data, m, k, n):
+    from secptune.engine.gemm import u64_matmul
+
+    a = data.draw(ring_arrays((m, k)))
+    b = data.draw(ring_arrays((k, n)))
+    assert np.array_equal(u64_matmul(a, b), a @ b)
+
+
+@pytest.mark.parametrize("sa, sb", [((2, 3, 5, 7), (2, 3, 7, 9)), ((2, 1, 5, 3), (4, 3, 6)), ((5, 3), (2, 3, 4)),
+                                    ((1, 1), (1, 1)), ((0, 3), (3, 4)), ((3, 0), (0, 4)),
+                                    ((70, 260), (260, 250))])      # the last one runs the parallel kernel
+def test_u64_matmul_batches_edges_and_threads(sa, sb):
+    from secptune.engine import gemm
+
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 2**64, size=sa, dtype=np.uint64)
+    b = rng.integers(0, 2**64, size=sb, dtype=np.uint64)
+    want = a @ b
+    got = gemm.u64_matmul(a, b)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    if sa == (70, 260):
+        assert 70 * 260 * 250 >= gemm.PARALLEL_MIN_MACS
+
+
+def test_u64_matmul_rejects_mismatched_operands():
+    from secptune.engine.gemm import u64_matmul
+
+    with pytest.raises(ValueError, match="inner dimensions"):
+        u64_matmul(np.zeros((2, 3), np.uint64), np.zeros((4, 2), np.uint64))
+    with pytest.raises(ValueError, match="two axes"):
+        u64_matmul(np.zeros(3, np.uint64), np.zeros((3, 2), np.uint64))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..comm import CLIENT, MODEL_OWNER, PARTY_NAMES, Message
+from ..gemm import u64_matmul
 from ..ring import Limbs, limb_matmul, split_limbs
 
 
@@ -150,34 +151,24 @@ def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
 def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndarray:
     """Additive shares of x @ y, unmasked: the matrix form of ``mul_local``.
 
-        Z_0 = (X_0 + X_1)(Y_0 + Y_1),  Z_1 = X_1 Y_2 + X_2 (Y_1 + Y_2),
-        Z_2 = X_2 Y_0 + X_0 Y_2.
+        Z_0 = (X_0 + X_1)(Y_0 + Y_1),  Z_1 = [X_1 | X_2] [Y_2 ; Y_1 + Y_2],
+        Z_2 = [X_2 | X_0] [Y_0 ; Y_2]:
 
-    Five ring matmuls, run as three: [X_1; X_0] @ Y_2 shares Y_2's limbs (rows
-    of two servers stacked), and X_2 @ [Y_1 + Y_2 | Y_0] shares X_2's.
-    Communication does not depend on the inner dimension.  ``me`` (party mode):
-    only that server's Z_me (the client and the model owner compute none).
+    one direct uint64 product per server (``gemm.u64_matmul``), the two
+    terms of servers 1 and 2 as one product over the doubled inner dimension.
+    Communication does not depend on the inner dimension.  ``me`` (party
+    mode): only that server's Z_me (the client and the model owner compute
+    none); the simulation computes all three the same way.
     """
-    m = x.shape[-2]
-    n = y.shape[-1]
-    out_shape = np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (m, n)
-    if me is not None:
-        z = np.zeros((3,) + out_shape, dtype=np.uint64)
-        if me == 0:
-            z[0] = limb_matmul(split_limbs(x[0] + x[1]), split_limbs(y[0] + y[1]))
-        elif me == 1:
-            z[1] = limb_matmul(split_limbs(np.concatenate([x[1], x[2]], axis=-1)),
-                               split_limbs(np.concatenate([y[2], y[1] + y[2]], axis=-2)))
-        elif me == 2:
-            z[2] = limb_matmul(split_limbs(np.concatenate([x[2], x[0]], axis=-1)),
-                               split_limbs(np.concatenate([y[0], y[2]], axis=-2)))
-        return z
-    z = np.empty((3,) + out_shape, dtype=np.uint64)
-    z[0] = limb_matmul(split_limbs(x[0] + x[1]), split_limbs(y[0] + y[1]))
-    both = limb_matmul(split_limbs(np.concatenate([x[1], x[0]], axis=-2)), split_limbs(y[2]))
-    wide = limb_matmul(split_limbs(x[2]), split_limbs(np.concatenate([y[1] + y[2], y[0]], axis=-1)))
-    z[1] = both[..., :m, :] + wide[..., :n]
-    z[2] = both[..., m:, :] + wide[..., n:]
+    out_shape = np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (x.shape[-2], y.shape[-1])
+    z = np.zeros((3,) + out_shape, dtype=np.uint64)
+    for i in range(3) if me is None else ([me] if me < 3 else []):
+        if i == 0:
+            z[0] = u64_matmul(x[0] + x[1], y[0] + y[1])
+        elif i == 1:
+            z[1] = u64_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2))
+        else:
+            z[2] = u64_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2))
     return z
 
 
