@@ -105,3 +105,12 @@ def test_u64_matmul_rejects_mismatched_operands():
         u64_matmul(np.zeros((2, 3), np.uint64), np.zeros((4, 2), np.uint64))
     with pytest.raises(ValueError, match="two axes"):
         u64_matmul(np.zeros(3, np.uint64), np.zeros((3, 2), np.uint64))
+
+
+def test_gemm_kernels_file_is_generated_from_the_current_source():
+    from pathlib import Path
+
+    from secptune.engine import gemm
+
+    path = Path(gemm.__file__).parent / "gemm_kernels.py"
+    assert path.read_text() == gemm.kernel_source(), "run python tools/make_gemm_kernels.py"
