@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     p.add_argument("--head", choices=["anchor", "pair"], help="embedding head (default: each task's own)")
     p.add_argument("--out", default="bench/results/tune_plain.jsonl")
     args = p.parse_args(argv)
-    rows = []
+    rows, commit = [], git_commit()          # the code that runs, whatever is committed meanwhile
     for name in args.tasks.split(","):
         for split in ("16-13", "16-21", "16-42"):
             spec = RunSpec(task=name, data=str(Path(args.data).resolve()), split=split, model=str(default_model_dir()),
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
                            head=args.head or TASKS[name].head)
             out = Path("runs") / f"tune_all-{name}-{split}-b{args.budget}-{spec.head}"
             m = tune_run(spec, out, stream=io.StringIO())
-            m.update(budget=args.budget, commit=git_commit())
+            m.update(budget=args.budget, commit=commit)
             rows.append(m)
             print(f"{name} {split} ({spec.head} head): zero-shot {m['zero_shot_metric']:.3f} tuned {m['test_metric']:.3f} (dev {m['dev_metric']:.3f})",
                   flush=True)
