@@ -180,7 +180,8 @@ def refresh(doc: str) -> None:
     def sub(m):
         return f"{m.group(1)}\n{render_file(m.group(2))}\n<!-- /results -->"
 
-    text = re.sub(r"(<!-- results: (\S+) -->)\n.*?\n<!-- /results -->", sub, text, flags=re.S)
+    # a block's body may be empty, and never runs into another block's markers
+    text = re.sub(r"(<!-- results: (\S+) -->)\n(?:(?!<!-- /?results).)*?<!-- /results -->", sub, text, flags=re.S)
     open(doc, "w").write(text)
 
 
