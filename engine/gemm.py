@@ -11,7 +11,8 @@ G multiply-adds per second on the 2 cores here).  Against the limb products,
 the in-process secret x secret ``arith.matmul_local`` on this machine: 2.0-2.5x
 faster on attention's batched products (32 x 12 heads of 64 x 32 x 64),
 1.06-1.2x on the encoder's linear layers (2048 x 384 x 1536 and the like),
-0.9x on 128 x 768 x 768; the private-weight MiniLM forward went from 24.9 s
+0.56-0.93x on 2-D products of 64 to 256 rows, which therefore keep the limb
+path (``secret_matmul``); the private-weight MiniLM forward went from 24.9 s
 to 22.4 s.  No float64 limb copies (a quarter of the memory).  Public
 matrices with small entries keep the limb path, which needs only one limb
 for them (``ring.limb_matmul``).
@@ -26,9 +27,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import gemm_kernels
+from .ring import limb_matmul, split_limbs
 
 MR, NR = 4, 8                       # output tile: MR rows x NR columns in registers
 PARALLEL_MIN_MACS = 1 << 22         # below this many multiply-adds, one thread
+KERNEL_MIN_ROWS = 512               # 2-D products with fewer rows run faster as limb products here
 
 
 def kernel_source() -> str:
@@ -116,3 +119,14 @@ def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     kernel(ap, bp, out)
     return out.reshape(batch + (M, N))
 
+
+
+def secret_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact (a @ b) mod 2^64 for operands with uniform 64-bit entries (shares): the
+    uint64 kernel for batched products and from KERNEL_MIN_ROWS rows on, float64 limb
+    products below (the crossover measured on this machine, 2-D: 0.97-1.01x at 256
+    rows, 1.03-1.17x at 512)."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if int(np.prod(batch, dtype=np.int64)) > 1 or a.shape[-2] >= KERNEL_MIN_ROWS:
+        return u64_matmul(a, b)
+    return limb_matmul(split_limbs(a), split_limbs(b))

@@ -114,3 +114,14 @@ def test_gemm_kernels_file_is_generated_from_the_current_source():
 
     path = Path(gemm.__file__).parent / "gemm_kernels.py"
     assert path.read_text() == gemm.kernel_source(), "run python tools/make_gemm_kernels.py"
+
+
+@pytest.mark.parametrize("sa, sb", [((7, 40), (40, 9)), ((2, 7, 40), (2, 40, 9)), ((520, 12), (12, 5))])
+def test_secret_matmul_is_exact_on_both_paths(sa, sb):
+    from secptune.engine.gemm import KERNEL_MIN_ROWS, secret_matmul
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2**64, size=sa, dtype=np.uint64)
+    b = rng.integers(0, 2**64, size=sb, dtype=np.uint64)
+    assert np.array_equal(secret_matmul(a, b), a @ b)
+    assert (sa[0] >= KERNEL_MIN_ROWS) == (sa == (520, 12))         # the cases cover both paths

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..comm import CLIENT, MODEL_OWNER, PARTY_NAMES, Message
-from ..gemm import u64_matmul
+from ..gemm import secret_matmul
 from ..ring import Limbs, limb_matmul, split_limbs
 
 
@@ -154,8 +154,9 @@ def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndar
         Z_0 = (X_0 + X_1)(Y_0 + Y_1),  Z_1 = [X_1 | X_2] [Y_2 ; Y_1 + Y_2],
         Z_2 = [X_2 | X_0] [Y_0 ; Y_2]:
 
-    one direct uint64 product per server (``gemm.u64_matmul``), the two
-    terms of servers 1 and 2 as one product over the doubled inner dimension.
+    one product per server (``gemm.secret_matmul``: the uint64 kernel, or
+    float64 limb products for small 2-D ones), the two terms of servers 1
+    and 2 as one product over the doubled inner dimension.
     Communication does not depend on the inner dimension.  ``me`` (party
     mode): only that server's Z_me (the client and the model owner compute
     none); the simulation computes all three the same way.
@@ -164,11 +165,11 @@ def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndar
     z = np.zeros((3,) + out_shape, dtype=np.uint64)
     for i in range(3) if me is None else ([me] if me < 3 else []):
         if i == 0:
-            z[0] = u64_matmul(x[0] + x[1], y[0] + y[1])
+            z[0] = secret_matmul(x[0] + x[1], y[0] + y[1])
         elif i == 1:
-            z[1] = u64_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2))
+            z[1] = secret_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2))
         else:
-            z[2] = u64_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2))
+            z[2] = secret_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2))
     return z
 
 
