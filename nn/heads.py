@@ -8,7 +8,7 @@
   entailment) on sentence-embedding models: each sentence is encoded on its
   own and the score is the temperature times the cosine of the two pooled
   embeddings; the client turns it into class scores with a threshold it
-  fits on its training examples (``tuning.loop.PairCalibration``).
+  fits on its training examples (``tuning.loop.ClientHead``).
 - ``encoder.mlm_logits`` (in ``encoder``) is the masked-LM head.
 """
 
