@@ -83,3 +83,34 @@ def test_eval_scores_the_saved_prompt_in_plaintext_and_on_shares(tmp_path):
     assert mine["test_examples"] == 2
     with pytest.raises(run.RunError, match="missing"):
         run.eval_run(tmp_path / "nothing")
+
+
+def test_a_pair_head_run_keeps_its_threshold_and_its_head(tmp_path):
+    from secptune.tuning import run
+
+    out = tmp_path / "rte"
+    done = run.tune_run(spec(task="rte", budget=2, test_limit=4), out)       # rte's default head: pair
+    assert done["head"] == "pair" and np.isfinite(done["head_param"]) and np.isfinite(done["zero_shot_head_param"])
+    assert json.loads((out / "config.json").read_text())["head"] == "pair"
+    saved = np.load(out / "prompt.npz")
+    assert str(saved["head"]) == "pair" and float(saved["head_param"]) == done["head_param"]
+    plain = run.eval_run(out, mode="plain")
+    assert plain["test_metric"] == done["test_metric"] and plain["zero_shot_metric"] == done["zero_shot_metric"]
+    secure = run.eval_run(out, mode="mpc")
+    assert abs(secure["test_metric"] - plain["test_metric"]) <= 0.25
+    # the client alone receives scores: the test pairs' and, for the untuned template's threshold, the training pairs'
+    assert secure["opened"] == ["test/scores", "zero-shot/train-scores"]
+    with pytest.raises(run.RunError, match=r"head: 'pair' -> 'anchor'"):
+        run.tune_run(spec(task="rte", budget=2, test_limit=4, head="anchor"), out)
+
+
+def test_a_folder_from_before_the_pair_head_resumes_as_anchor(tmp_path):
+    from secptune.tuning import run
+
+    out = tmp_path / "run"
+    run.tune_run(spec(budget=2), out)
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["head"]                                   # as written before the head existed
+    (out / "config.json").write_text(json.dumps(cfg))
+    again = run.tune_run(spec(budget=2), out)          # sst2: anchor, the same as the old folder's
+    assert again["head"] == "anchor" and again["generations"] == 1
