@@ -168,6 +168,16 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     return rot.assemble(out).reshape((3,) + shape)
 
 
+@numba.njit(inline="always")
+def _server_term(s, x0, x1, x2, y0, y1, y2, r, i):
+    """Server s's additive share of x * y (``arith.mul_local``) plus its zero-sharing term."""
+    if s == 0:
+        return (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
+    if s == 1:
+        return x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
+    return x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
+
+
 @numba.njit(cache=True, nogil=True)
 def _mul_roles(x, y, r, bounds, me, parts):
     """parts[j, i] = role-j additive share of x_i * y_i (``arith.mul_local`` plus the
@@ -178,20 +188,10 @@ def _mul_roles(x, y, r, bounds, me, parts):
             x0, x1, x2 = x[0, i], x[1, i], x[2, i]
             y0, y1, y2 = y[0, i], y[1, i], y[2, i]
             if me < 0:
-                z0 = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
-                z1 = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
-                z2 = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
                 for j in range(3):
-                    s = (j + k) % 3
-                    parts[j, i] = z0 if s == 0 else (z1 if s == 1 else z2)
+                    parts[j, i] = _server_term((j + k) % 3, x0, x1, x2, y0, y1, y2, r, i)
             else:          # server me plays role (me - k) in chunk k
-                j = (me - k) % 3
-                if me == 0:
-                    parts[j, i] = (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
-                elif me == 1:
-                    parts[j, i] = x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
-                else:
-                    parts[j, i] = x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
+                parts[(me - k) % 3, i] = _server_term(me, x0, x1, x2, y0, y1, y2, r, i)
 
 
 def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul") -> np.ndarray:
