@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from secptune.tuning.run import RunSpec, tune_run
-from secptune.tuning.tasks import TASKS
+from secptune.tuning.tasks import HEADS, TASKS
 from secptune.weights.default import default_model_dir
 
 from .common import git_commit, write_jsonl
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--popsize", type=int, default=10)
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--test-limit", type=int, default=1000)
-    p.add_argument("--head", choices=["anchor", "pair"], help="embedding head (default: each task's own)")
+    p.add_argument("--head", choices=HEADS, help="embedding head (default: each task's own)")
     p.add_argument("--out", default="bench/results/tune_plain.jsonl")
     args = p.parse_args(argv)
     rows, commit = [], git_commit()          # the code that runs, whatever is committed meanwhile

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from secptune.tuning.run import RunSpec, tune_run
-from secptune.tuning.tasks import TASKS
+from secptune.tuning.tasks import HEADS, TASKS
 from secptune.weights.default import default_model_dir
 
 from .common import git_commit, write_jsonl
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--weights", choices=["public", "private"], default="public")
     p.add_argument("--test-limit", type=int, default=500)
-    p.add_argument("--head", choices=["anchor", "pair"], help="embedding head (default: each task's own)")
+    p.add_argument("--head", choices=HEADS, help="embedding head (default: each task's own)")
     p.add_argument("--out", default="bench/results/tune_secure.jsonl")
     args = p.parse_args(argv)
     rows, commit = [], git_commit()          # the code that runs, whatever is committed meanwhile

@@ -25,6 +25,8 @@ from secptune.nn import encoder as E
 from secptune.nn.attention import AttentionConfig
 from secptune.nn.heads import anchor_scores, pair_scores
 
+from .tasks import HEADS
+
 
 @dataclass(frozen=True)
 class TuneConfig:
@@ -49,8 +51,8 @@ class TuneConfig:
     def __post_init__(self):
         if self.mode not in ("plain", "mpc"):
             raise ValueError(f"TuneConfig.mode must be 'plain' or 'mpc', got {self.mode!r}")
-        if self.head not in ("anchor", "pair"):
-            raise ValueError(f"TuneConfig.head must be 'anchor' or 'pair', got {self.head!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"TuneConfig.head must be one of {HEADS}, got {self.head!r}")
         if self.budget < self.popsize:
             raise ValueError(f"TuneConfig.budget {self.budget} is below one generation ({self.popsize} calls)")
 

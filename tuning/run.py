@@ -68,12 +68,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _tune_config(spec: RunSpec) -> TuneConfig:
+    """The loop's settings; ``spec.head`` already resolved (``_tune_run``, ``eval_run``)."""
     task = TASKS[spec.task]
     return TuneConfig(prompt_len=spec.prompt_len, subspace_dim=spec.subspace_dim, popsize=spec.popsize,
                       sigma=spec.sigma, budget=spec.budget, seed=spec.seed, mode=spec.mode,
                       attention=AttentionConfig(spec.attention, features=spec.features),
                       private_weights=spec.weights == "private", engine_seed=None,
-                      head=spec.head or task.head, pair_class=task.pair_class)
+                      head=spec.head, pair_class=task.pair_class)
 
 
 def _prepare_out(out: Path, spec: RunSpec) -> dict | None:

@@ -27,6 +27,10 @@ BUILTIN = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 
 
+HEADS = ("anchor", "pair")
+"""The embedding heads (``nn.heads``): anchor texts per class, or the sentence-pair cosine."""
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -118,8 +122,6 @@ class Task:
             return [e for e in rest if e not in taken]
         raise ValueError(f"part must be train, dev or test, got {part!r}")
 
-
-HEADS = ("anchor", "pair")
 
 _PAIR = Columns(texts=(("sentence1",), ("sentence2",)), label=("label",))
 

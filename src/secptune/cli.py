@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     sp = sub.add_parser("costs", help="print the declared communication cost of each protocol")
     sp.set_defaults(fn=_costs)
     sp = sub.add_parser("tune", help="tune a prompt (plaintext or on shares) and evaluate it")
-    from secptune.tuning.tasks import TASKS
+    from secptune.tuning.tasks import HEADS, TASKS
 
     sp.add_argument("--task", required=True, choices=sorted(TASKS))
     sp.add_argument("--data", help="the data folder (with k-shot/); default $SECPTUNE_DATA, else 'builtin': "
@@ -241,7 +241,7 @@ def main(argv=None) -> int:
     sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
-    sp.add_argument("--head", choices=["anchor", "pair"],
+    sp.add_argument("--head", choices=HEADS,
                     help="embedding head: anchor (similarity to one anchor text per class) or pair (cosine of "
                     "the two sentences, threshold fitted on the training examples; two-sentence tasks); "
                     "default: the task's (pair for mrpc and rte, anchor otherwise)")
