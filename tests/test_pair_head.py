@@ -6,13 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secptune.engine import CLIENT, Context, EngineConfig, SharedTensor
+from secptune.engine import Context, EngineConfig, SharedTensor
 from secptune.nn.heads import pair_scores
 from secptune.tuning.data import DataError, Example
-from secptune.tuning.loop import ClientHead, Scorer, TuneConfig, cross_entropy, tune
+from secptune.tuning.loop import ClientHead, Scorer, TuneConfig, cross_entropy
 from secptune.tuning.prepare import encode_examples, load_tokenizer
 from secptune.tuning.tasks import TASKS, Task, load_task
 from secptune.weights.checkpoint import load_checkpoint
+
+from helpers import secure_follows_plain
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -122,15 +124,8 @@ def setup(mode, **kw):
 def test_secure_pair_loop_follows_the_plain_path_and_opens_one_score_per_pair():
     plain, labels, tc = setup("plain")
     secure, _, tcs = setup("mpc", private_weights=False, max_tokens=25)     # the two sides in different passes
-    rp = tune(plain, labels, tc)
-    with secure.ctx.chan.measure() as m:
-        rs = tune(secure, labels, tcs)
-    for gp, gs in zip(rp["history"], rs["history"]):
-        assert np.allclose(gp.losses, gs.losses, atol=2e-2)
-    np.testing.assert_allclose(rp["z"], rs["z"])
+    rp, rs, unmasked = secure_follows_plain(plain, secure, labels, tc, tcs)
     assert rp["head_param"] == pytest.approx(rs["head_param"], abs=5e-2)
-    unmasked = [o for o in m.openings if not o.masked]
-    assert unmasked and all(o.receivers == (CLIENT,) and o.tag.endswith("/scores") for o in unmasked)
     assert [o.shape for o in unmasked] == [(16, 1)] * 3            # 4 candidates x 4 pairs, one score each
 
 

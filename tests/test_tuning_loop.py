@@ -5,9 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secptune.engine import CLIENT
 from secptune.tuning.loop import Projection, Scorer, TuneConfig, cross_entropy, tune
 from secptune.weights.checkpoint import load_checkpoint
+
+from helpers import secure_follows_plain
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -47,14 +48,7 @@ def test_plain_loop_spends_the_budget_and_keeps_the_best():
 def test_secure_loop_follows_the_plain_path_and_opens_only_scores():
     plain, labels, tc = setup("plain")
     secure, _, tcs = setup("mpc", private_weights=True)
-    rp = tune(plain, labels, tc)
-    with secure.ctx.chan.measure() as m:
-        rs = tune(secure, labels, tcs)
-    for gp, gs in zip(rp["history"], rs["history"]):
-        assert np.allclose(gp.losses, gs.losses, atol=2e-2)
-    np.testing.assert_allclose(rp["z"], rs["z"])
-    unmasked = [o for o in m.openings if not o.masked]
-    assert unmasked and all(o.receivers == (CLIENT,) and o.tag.endswith("/scores") for o in unmasked)
+    _, _, unmasked = secure_follows_plain(plain, secure, labels, tc, tcs)
     assert [o.shape for o in unmasked] == [(16, 2)] * 3
 
 
