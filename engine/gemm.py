@@ -11,7 +11,7 @@ G multiply-adds per second on the 2 cores here).  Against the limb products,
 the in-process secret x secret ``arith.matmul_local`` on this machine: 2.0-2.5x
 faster on attention's batched products (32 x 12 heads of 64 x 32 x 64),
 1.06-1.2x on the encoder's linear layers (2048 x 384 x 1536 and the like),
-0.56-0.93x on 2-D products of 64 to 256 rows, which therefore keep the limb
+0.40-1.01x on 2-D products of 64 to 256 rows, which therefore keep the limb
 path (``secret_matmul``); the private-weight MiniLM forward went from 24.9 s
 to 22.4 s.  No float64 limb copies (a quarter of the memory).  Public
 matrices with small entries keep the limb path, which needs only one limb
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import gemm_kernels
-from .ring import limb_matmul, split_limbs
+from .ring import ring_matmul
 
 MR, NR = 4, 8                       # output tile: MR rows x NR columns in registers
 PARALLEL_MIN_MACS = 1 << 22         # below this many multiply-adds, one thread
@@ -129,4 +129,4 @@ def secret_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     if int(np.prod(batch, dtype=np.int64)) > 1 or a.shape[-2] >= KERNEL_MIN_ROWS:
         return u64_matmul(a, b)
-    return limb_matmul(split_limbs(a), split_limbs(b))
+    return ring_matmul(a, b)
