@@ -41,6 +41,11 @@ _MSB = _MSB_SHARE + _MSB_TREE + _B2A
 _MSB_SHARE32 = (2 * (6 + 1 / 8) + 4 + 4) / 3
 _MSB_TREE32 = (16 + 8 + 4 + 1) / 8
 _MSB32 = _MSB_SHARE32 + _MSB_TREE32 + _B2A
+# on 16-bit words (``compare.coarse``): 1-byte words in the first level, tree levels
+# of 8, 4 and 1 bits
+_MSB_SHARE16 = (2 * (3 + 1 / 8) + 2 + 2) / 3
+_MSB_TREE16 = (8 + 4 + 1) / 8
+_MSB16 = _MSB_SHARE16 + _MSB_TREE16 + _B2A
 # full bit decomposition: first round as _B2A, five Kogge-Stone levels of two
 # 64-bit ANDs, a last level of one
 _A2B = (16 + 8 + 8) / 3 + 5 * 16 + 8
@@ -50,26 +55,27 @@ _TRUNC = 16.0
 _INT_MUL = 8.0
 _RELU = _MSB + 8
 _RELU32 = _MSB32 + 8
+_RELU16 = _MSB16 + 8
 # highest set bit of a value below 2^32: 32-bit adder (first round rotated: 4 B
 # to two servers from role 0, 4 B from each other role; four levels of two
 # 32-bit ANDs, one of one), five prefix-OR levels of one 32-bit AND, and five
 # bits to arithmetic.
 _HBIT = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4 + 5 * _B2A
-# exp: clamp (32-bit ReLU), powers x^2 | x^3 x^4 | x^5, one combining truncation, four squarings
-_EXP = _RELU32 + 4 * _MUL + _TRUNC + 4 * _MUL
+# exp: clamp (coarse ReLU), polynomial u^2 | u^3 | u^3 H + L (three products), four squarings
+_EXP = _RELU16 + 3 * _MUL + 4 * _MUL
 # reciprocal: position, three layers of integer products (3, 2, 2), mantissa
 # truncation, two Newton steps of two products, final rescaling product
 _RECIP = _HBIT + 7 * _INT_MUL + _TRUNC + 4 * _MUL + _MUL
 # rsqrt: position, integer products (5, 2, 1), mantissa truncation, seed (m^2 and
 # a combining truncation), Newton step (three products), parity and rescaling products
 _RSQRT = _HBIT + 8 * _INT_MUL + _TRUNC + _MUL + _TRUNC + 3 * _MUL + 2 * _MUL
-# GELU: three comparisons batched (MSB of 3 values, three bits to arithmetic),
-# x [x < 0], powers up to t^7 (six products), combining truncation, select
-_GELU_REST = 3 * _B2A + _INT_MUL + 6 * _MUL + _TRUNC + _INT_MUL
+# GELU: three comparisons batched (MSB of 3 values), two bits to arithmetic, x [x < 0],
+# the tail polynomial (four products, ``poly.evaluate``), select
+_GELU_REST = 2 * _B2A + _INT_MUL + 4 * _MUL + _INT_MUL
 _GELU = 3 * (_MSB_SHARE + _MSB_TREE) + _GELU_REST
-_GELU32 = 3 * (_MSB_SHARE32 + _MSB_TREE32) + _GELU_REST
-# comparison-free GELU: s = x^2 / 16, powers up to s^6 (five products), combination
-_GELU_POLY = _MUL + 5 * _MUL + _TRUNC
+_GELU_COARSE = 3 * (_MSB_SHARE16 + _MSB_TREE16) + _GELU_REST
+# comparison-free GELU: s = x^2 / 16, polynomial in s (three products)
+_GELU_POLY = _MUL + 3 * _MUL
 # masked cosine: role 2 sends two 4-byte masked angles and 16 B of dealt halves,
 # then the truncation (role 2 helper, 16 B each); rotated
 _COS = (4 + 4 + 16 + 16 + 16 + 16) / 3
@@ -88,20 +94,22 @@ DECLARED = {
     "matmul_sp": DeclaredCost(2, _even(16), where="tensor.matmul (secret @ public)"),
     "msb_bool": DeclaredCost(6, _even(_MSB_SHARE + _MSB_TREE), where="protocols.boolean.msb_bool"),
     "msb_bool32": DeclaredCost(5, _even(_MSB_SHARE32 + _MSB_TREE32), where="protocols.boolean.msb_bool (width 32)"),
+    "msb_bool16": DeclaredCost(4, _even(_MSB_SHARE16 + _MSB_TREE16), where="protocols.boolean.msb_bool (width 16)"),
     "b2a": DeclaredCost(1, _even(_B2A), where="protocols.boolean.bit_to_arith"),
     "a2b": DeclaredCost(7, _even(_A2B), where="protocols.boolean.a2b"),
     "lt": DeclaredCost(7, _even(_MSB), where="protocols.compare.lt"),
     "lt32": DeclaredCost(6, _even(_MSB32), where="protocols.compare.lt (width 32)"),
     "relu": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.relu"),
     "relu32": DeclaredCost(7, _even(_RELU32), where="protocols.compare.relu (width 32)"),
+    "relu_coarse": DeclaredCost(6, _even(_RELU16), where="protocols.compare.relu (coarse)"),
     "abs": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.abs_"),
     "select": DeclaredCost(1, _even(8), where="protocols.compare.select"),
-    "exp": DeclaredCost(23, _even(_EXP), where="approx.elementary.exp"),
+    "exp": DeclaredCost(20, _even(_EXP), where="approx.elementary.exp"),
     "reciprocal": DeclaredCost(27, _even(_RECIP), where="approx.elementary.reciprocal"),
     "rsqrt": DeclaredCost(31, _even(_RSQRT), where="approx.elementary.rsqrt"),
-    "gelu": DeclaredCost(17, _even(_GELU), where="approx.activations.gelu"),
-    "gelu32": DeclaredCost(16, _even(_GELU32), where="approx.activations.gelu (width 32)"),
-    "gelu_poly": DeclaredCost(10, _even(_GELU_POLY), where="approx.activations.gelu_poly"),
+    "gelu": DeclaredCost(15, _even(_GELU), where="approx.activations.gelu"),
+    "gelu_coarse": DeclaredCost(13, _even(_GELU_COARSE), where="approx.activations.gelu (coarse)"),
+    "gelu_poly": DeclaredCost(8, _even(_GELU_POLY), where="approx.activations.gelu_poly"),
     "cos": DeclaredCost(3, _even(_COS), where="approx.trig.cos_sin (cos only)"),
     "cos_sin": DeclaredCost(3, _even(_COS_SIN), where="approx.trig.cos_sin (both)"),
 }
@@ -110,12 +118,12 @@ DECLARED = {
 def softmax_cost(n: int) -> DeclaredCost:
     """Softmax over rows of n (a power of two): per element of the input.
 
-    max: n - 1 32-bit comparisons and selects per row in log2 n levels; exp per
+    max: n - 1 coarse comparisons and selects per row in log2 n levels; exp per
     element; one reciprocal per row; one product per element.
     """
     levels = max(0, (n - 1).bit_length())
-    b = (n - 1) / n * (_MSB32 + 8) + _EXP + _RECIP / n + _MUL
-    return DeclaredCost(7 * levels + 23 + 27 + 2, _even(b), where="approx.activations.softmax")
+    b = (n - 1) / n * (_MSB16 + 8) + _EXP + _RECIP / n + _MUL
+    return DeclaredCost(6 * levels + 20 + 27 + 2, _even(b), where="approx.activations.softmax")
 
 
 def layernorm_cost(d: int, gamma: bool = False) -> DeclaredCost:

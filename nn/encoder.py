@@ -58,6 +58,32 @@ def linear(x, w, b):
     return ops.add(ops.matmul(x, w), b)
 
 
+GELU_BOUND_SLACK = 1.05        # LayerNorm on shares is within 1e-3 relative; the matmul within ulps
+
+
+def gelu_input_bound(lp) -> float:
+    """An upper bound on |W1 y + b1| over every LayerNorm output y = g * z + b with
+    sum z = 0 and sum z^2 <= d (Cauchy-Schwarz per unit j:
+    sqrt(d) ||W1[:, j] * g|| + |W1[:, j] . b + b1[j]|), from plaintext weights."""
+    w = np.asarray(lp.fc1_w, np.float64)
+    g = np.asarray(lp.ln1_g, np.float64)
+    b = np.asarray(lp.ln1_b, np.float64)
+    d = w.shape[0]
+    per_unit = np.sqrt(d) * np.linalg.norm(w * g[:, None], axis=0) + np.abs(b @ w + np.asarray(lp.fc1_b, np.float64))
+    return float(per_unit.max()) * GELU_BOUND_SLACK
+
+
+def _coarse_gelu(lp) -> bool:
+    """Whether the layer's GELU may use coarse comparisons (inputs below
+    approx.GELU_MAX_INPUT_COARSE): always with secret-shared weights, whose owner
+    checked the bound before sharing (``share_weights``); with public weights when
+    the bound holds (every party computes the same answer)."""
+    if ops.is_shared(lp.fc1_w):
+        return True
+    from secptune.engine import approx
+    return gelu_input_bound(lp) < approx.GELU_MAX_INPUT_COARSE
+
+
 def encoder_layer(lp, x, key_mask, cfg, att: AttentionConfig):
     """One post-LN BERT layer: [b, n, d] -> [b, n, d]."""
     b, n, d = x.shape
@@ -70,7 +96,7 @@ def encoder_layer(lp, x, key_mask, cfg, att: AttentionConfig):
     a = attention(q, k, v, key_mask, att)                       # [b, H, n, dh]
     a = ops.reshape(ops.transpose(a, (0, 2, 1, 3)), (b, n, d))
     x = ops.layernorm(ops.add(x, linear(a, lp.o_w, lp.o_b)), lp.ln1_g, lp.ln1_b, cfg.layer_norm_eps)
-    h = ops.gelu(linear(x, lp.fc1_w, lp.fc1_b))
+    h = ops.gelu(linear(x, lp.fc1_w, lp.fc1_b), coarse=ops.is_shared(x) and _coarse_gelu(lp))
     return ops.layernorm(ops.add(x, linear(h, lp.fc2_w, lp.fc2_b)), lp.ln2_g, lp.ln2_b, cfg.layer_norm_eps)
 
 
@@ -101,12 +127,22 @@ def mlm_logits(head, h_mask, word_ids, eps: float):
 def share_weights(ctx, p, private: bool = True):
     """The encoder's layer weights on the servers: secret-shared by the model owner
     (``private``, the default setting) or public float arrays.  Embedding tables
-    stay with whoever embeds (the client holds a copy in the default setting)."""
+    stay with whoever embeds (the client holds a copy in the default setting).
+
+    Before sharing, the model owner checks that every layer's GELU inputs stay
+    within the coarse GELU's domain (``gelu_input_bound``), since the servers,
+    who cannot check it, use that variant on secret-shared weights."""
     if not private:
         return p
     from dataclasses import fields, replace
 
-    from secptune.engine import SharedTensor
+    from secptune.engine import SharedTensor, approx
+
+    for i, lp in enumerate(p.layers):
+        bound = gelu_input_bound(lp)
+        if bound >= approx.GELU_MAX_INPUT_COARSE:
+            raise ValueError(f"layer {i}: GELU inputs may reach {bound:.1f}, beyond the secure GELU's "
+                             f"domain (|x| < {approx.GELU_MAX_INPUT_COARSE}); these weights cannot be shared")
 
     def share(name, a):
         return SharedTensor.from_model_owner(ctx, np.asarray(a, np.float64), name=name)

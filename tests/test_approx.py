@@ -59,14 +59,18 @@ def gelu_ref(x):
     return x * 0.5 * (1 + _erf(x / np.sqrt(2)))
 
 
-def test_gelu_on_the_whole_line_and_the_32_bit_variant_on_its_domain():
-    x = np.concatenate([np.linspace(-12, 12, 6000), [-4.0, 4.0, 0.0, -1e4, 1e4, 3.999, -4.001, -2.0**43, 2.0**43]])
+def test_gelu_on_the_whole_line_and_the_coarse_variant_on_its_domain():
+    edges = [-4.0, 4.0, 0.0, 3.999, -4.001, 4.0624, -3.9376, 0.0624, FX.ulp, -FX.ulp]
+    x = np.concatenate([np.linspace(-12, 12, 6000), edges, [-1e4, 1e4, -2.0**43, 2.0**43]])
     got = approx.gelu(share(x)).reveal("t")
     assert np.abs(got - gelu_ref(enc(x))).max() <= approx.GELU_MAX_ABS_ERR
-    m = approx.GELU_MAX_INPUT_32 - FX.ulp
-    x = np.concatenate([np.linspace(-12, 12, 6000), np.linspace(-m, m, 101), [-4.0, 4.0, 0.0, -m, m, 3.999, -4.001]])
-    got = approx.gelu(share(x), width=32).reveal("t")
-    assert np.abs(got - gelu_ref(enc(x))).max() <= approx.GELU_MAX_ABS_ERR
+    m = approx.GELU_MAX_INPUT_COARSE - FX.ulp
+    # the coarse comparisons' bands (inputs near 0 and +-4) are where a wrong answer could show
+    bands = np.concatenate([np.linspace(-0.1, 0.1, 4001), np.linspace(3.9, 4.1, 4001), np.linspace(-4.1, -3.9, 4001)])
+    x = np.concatenate([np.linspace(-12, 12, 6000), np.linspace(-m, m, 101), bands, edges, [-m, m]])
+    for seed in range(3):   # the carries (and so the answers in the bands) depend on the shares
+        got = approx.gelu(SharedTensor.from_client(Context(EngineConfig(seed=seed)), x), coarse=True).reveal("t")
+        assert np.abs(got - gelu_ref(enc(x))).max() <= approx.GELU_MAX_ABS_ERR
 
 
 def test_comparison_free_gelu_on_its_interval():
@@ -157,7 +161,7 @@ def _measure(fn, n):
     ("reciprocal", lambda x: approx.reciprocal(x + 2.0)),
     ("rsqrt", lambda x: approx.rsqrt(x + 2.0)),
     ("gelu", lambda x: approx.gelu(x)),
-    ("gelu32", lambda x: approx.gelu(x, width=32)),
+    ("gelu_coarse", lambda x: approx.gelu(x, coarse=True)),
     ("gelu_poly", lambda x: approx.gelu_poly(x)),
     ("cos", lambda x: approx.cos(x)),
     ("cos_sin", lambda x: approx.cos_sin(x)),
@@ -171,7 +175,7 @@ def test_declared_costs(name, make, rng):
 
 
 def test_every_approximation_cost_is_tested():
-    tested = {"exp", "reciprocal", "rsqrt", "gelu", "gelu32", "gelu_poly", "cos", "cos_sin"}
+    tested = {"exp", "reciprocal", "rsqrt", "gelu", "gelu_coarse", "gelu_poly", "cos", "cos_sin"}
     assert {k for k, v in DECLARED.items() if v.where.startswith("approx.")} == tested
 
 
@@ -194,3 +198,21 @@ def test_wrong_inputs_are_reported():
         approx.reciprocal(share(np.ones(3)), extra_bits=20)
     with pytest.raises(ValueError):
         approx.softmax(share(np.ones((2, 3))), mask=np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("degree,domain", [(4, (-3.0, 3.0)), (5, (-16.0, 4.0)), (6, (0.0, 1.0)), (7, (-0.25, 4.25)),
+                                           (7, (-100.0, 100.0))])
+def test_split_polynomial_evaluation_against_float64(degree, domain, rng):
+    """``poly.evaluate`` on random coefficients of size 1 / k!-like, over the whole domain and its
+    ends: within 5e-5 relative to the sum of |terms| (fixed point at f = 18)."""
+    from secptune.engine.approx.poly import evaluate
+    lo, hi = domain
+    scale = max(abs(lo), abs(hi))
+    c = rng.normal(size=degree + 1) / np.array([scale**k for k in range(degree + 1)])
+    x = np.concatenate([np.linspace(lo, hi, 3001), [lo, hi, 0.0] if lo <= 0 <= hi else [lo, hi]])
+    s = share(x)
+    got = s._new(evaluate(CTX, s.shares, list(c), FX.frac_bits, domain, "t")).reveal("t")
+    e = enc(x)
+    want = np.polyval(c[::-1], e)
+    size = sum(abs(ck) * np.abs(e) ** k for k, ck in enumerate(c))
+    assert np.max(np.abs(got - want) / np.maximum(size, 1.0)) <= 5e-5

@@ -93,3 +93,18 @@ def test_truncation_rejects_bad_shift(ctx):
     x = SharedTensor.from_client(ctx, np.ones(3))
     with pytest.raises(ValueError, match="out of range"):
         trunc(ctx, x.shares, 63)
+
+
+@given(hnp.arrays(object, st.integers(1, 40), elements=st.integers(-2**30, 2**30)), st.integers(1, 30))
+def test_mul_trunc_with_an_addend_truncates_the_sum_once(vals, m):
+    """(x y + a) >> m is floor or floor + 1 of the exact integer, the addend added
+    before the only truncation."""
+    from secptune.engine.protocols.trunc import mul_trunc
+    rng = np.random.default_rng(len(vals) + m)
+    xs = np.array(vals, dtype=np.int64)
+    ys = rng.integers(-2**30, 2**30, size=xs.size)
+    adds = rng.integers(-2**61, 2**61, size=xs.size)
+    x, y, a = (SharedTensor.from_client(CTX, v, fmt=None) for v in (xs, ys, adds))
+    got = exact_ints(mul_trunc(CTX, x.shares, y.shares, m, "t", add=a.shares).sum(axis=0, dtype=np.uint64))
+    want = floor_div([int(p) * int(q) + int(r) for p, q, r in zip(xs, ys, adds)], m)
+    assert all(d in (0, 1) for d in (got - want).ravel())

@@ -85,3 +85,47 @@ def test_a2b_decomposes_every_bit_and_b2a_inverts_a_bit(v):
     bit = (b & np.uint64(1)).astype(np.uint8)
     arith = bit_to_arith(CTX, bit)
     assert np.array_equal(arith.sum(axis=0, dtype=np.uint64), ring & np.uint64(1))
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(16, 0), (16, 5), (16, 16), (32, 0), (32, 20), (16, 48)]))
+def test_coarse_msb_is_exact_outside_its_band(seed, ws):
+    """Shares shifted right by k before a w-bit adder: exact for x < 0 and for x >= 2^k
+    within the range, either answer only in [0, 2^k); the carries (so the band's
+    answers) depend on the random shares, hence several share seeds."""
+    width, shift = ws
+    rng = np.random.default_rng(seed)
+    lim = 2 ** (width - 1 + shift) - 2**shift
+    x = rng.integers(-lim, lim, size=400, endpoint=False)
+    band_lo = [0, 2**shift - 1] if shift else [0]
+    x = np.concatenate([x, [-lim, lim - 1, -1, 2**shift, -(2**shift)] + band_lo]).astype(np.int64)
+    ctx = Context(EngineConfig(seed=seed))
+    b = msb_bool(ctx, SharedTensor.from_client(ctx, x, fmt=None).shares, "t", width, shift)
+    got = b[0] ^ b[1] ^ b[2]
+    band = (x >= 0) & (x < 2**shift)
+    assert np.array_equal(got[~band], (x[~band] < 0).astype(np.uint8))
+
+
+def test_coarse_parameters_and_bad_widths():
+    from secptune.engine.protocols.compare import coarse, coarse_limit
+    for band_bits in (2, 4):
+        width, shift = coarse(FX.frac_bits, band_bits)
+        assert 2.0 ** (width - 1 + shift - FX.frac_bits) == coarse_limit(band_bits)
+        assert 2.0 ** (shift - FX.frac_bits) == 2.0**-band_bits
+    x = SharedTensor.from_client(CTX, np.zeros(3)).shares
+    with pytest.raises(ValueError, match="msb width must be one of"):
+        msb_bool(CTX, x, "t", width=8)
+    with pytest.raises(ValueError, match="msb shift must be in 0..48"):
+        msb_bool(CTX, x, "t", width=16, shift=49)
+
+
+def test_coarse_max_is_an_input_within_the_band_of_the_maximum(rng):
+    from secptune.engine.protocols.compare import coarse, max_
+    v = rng.normal(size=(64, 37)) * 100
+    v[:8] = rng.normal(size=(8, 37)) * 0.05            # rows of near-ties, where the band matters
+    width, shift = coarse(FX.frac_bits)
+    m = SharedTensor.from_client(CTX, v)
+    got = m._new(max_(CTX, m.shares, -1, "t", width, shift)).reveal("t")
+    e = enc(v)
+    assert (got[:, None] == e).any(axis=1).all()       # one of the row's own values
+    assert np.all(got >= e.max(-1) - 6 * 0.25)         # ceil(log2 37) = 6 levels of a quarter each
+    assert np.all(got <= e.max(-1))

@@ -39,6 +39,8 @@ def _cases(ctx, rng):
         "msb_bool32": (lambda: boolean.msb_bool(ctx, x.shares, width=32), N),
         "lt32": (lambda: compare.lt(ctx, x.shares, y.shares, width=32), N),
         "relu32": (lambda: compare.relu(ctx, x.shares, width=32), N),
+        "msb_bool16": (lambda: boolean.msb_bool(ctx, x.shares, width=16), N),
+        "relu_coarse": (lambda: compare.relu(ctx, x.shares, "relu", *compare.coarse(18)), N),
         "b2a": (lambda: boolean.bit_to_arith(ctx, bits), N),
         "a2b": (lambda: boolean.a2b(ctx, x.shares), N),
         "lt": (lambda: x.lt(y), N),

@@ -211,3 +211,25 @@ def test_embedding_lookup_on_shares_matches_the_client_side_embedding():
     tokens = ex["ids"].size
     one_hot_bytes = 48 * tokens * (cfg.vocab_size + cfg.type_vocab_size)
     assert m.cost.bytes_sent[3] == one_hot_bytes       # the client sends only the one-hot rows
+
+
+def test_gelu_input_bound_holds_and_guards_the_coarse_gelu(monkeypatch):
+    """The Cauchy-Schwarz bound on each layer's GELU inputs covers the real pre-activations
+    of the plaintext forward; weights that break the coarse GELU's domain are refused."""
+    from dataclasses import replace
+
+    from secptune.nn import ops
+    cfg, p = load_checkpoint(FIX / "bert")
+    ex = np.load(FIX / "bert" / "expected.npz")
+    seen = []
+    exact = ops.gelu
+    monkeypatch.setattr(ops, "gelu", lambda x, coarse=False: seen.append(np.abs(x).max()) or exact(x, coarse))
+    E.encode(p, E.embed(p, cfg, ex["ids"]), ex["mask"], cfg)
+    assert len(seen) == len(p.layers)
+    for lp, top in zip(p.layers, seen):
+        assert 0 < top <= E.gelu_input_bound(lp)
+        assert E._coarse_gelu(lp)
+    big = replace(p.layers[0], fc1_w=p.layers[0].fc1_w * 1e6)
+    assert not E._coarse_gelu(big)
+    with pytest.raises(ValueError, match=r"layer 1: GELU inputs may reach .* cannot be shared"):
+        E.share_weights(Context(EngineConfig(seed=1)), replace(p, layers=[p.layers[0], big]), private=True)

@@ -21,7 +21,7 @@ from . import elementary as _el
 from . import trig as _trig
 from .activations import (  # noqa: F401  (bounds, re-exported for callers and tests)
     GELU_MAX_ABS_ERR,
-    GELU_MAX_INPUT_32,
+    GELU_MAX_INPUT_COARSE,
     GELU_POLY_MAX_ABS_ERR,
     GELU_POLY_RANGE,
     LAYERNORM_MAX_REL_ERR,
@@ -67,10 +67,10 @@ def rsqrt(x: SharedTensor, tag: str = "rsqrt") -> SharedTensor:
     return x._new(_el.rsqrt(x.ctx, x.shares, _fixed(x, tag), tag))
 
 
-def gelu(x: SharedTensor, tag: str = "gelu", width: int = 64) -> SharedTensor:
-    """GELU on the whole real line (``width`` 32: for |x| < GELU_MAX_INPUT_32); see
+def gelu(x: SharedTensor, tag: str = "gelu", coarse: bool = False) -> SharedTensor:
+    """GELU on the whole real line (``coarse``: for |x| < GELU_MAX_INPUT_COARSE); see
     ``activations.gelu``."""
-    return x._new(_act.gelu(x.ctx, x.shares, _fixed(x, tag), tag, width))
+    return x._new(_act.gelu(x.ctx, x.shares, _fixed(x, tag), tag, coarse))
 
 
 def gelu_poly(x: SharedTensor, tag: str = "gelu-poly") -> SharedTensor:

@@ -10,18 +10,20 @@ import numpy as np
 
 from ..protocols.arith import mul_local, mul_ss, share_public
 from ..protocols.boolean import bit_to_arith, msb_bool
-from ..protocols.compare import max_
+from ..protocols.compare import coarse_limit, max_
+from ..protocols.compare import coarse as coarse_cmp
 from ..protocols.trunc import mul_trunc, trunc, trunc_additive
 from ..ring import const
 from . import coeffs, fit
 from .elementary import exp, reciprocal, rsqrt
-from .poly import combine, powers
+from .poly import evaluate
 
 # ----------------------------------------------------------------------------
 # GELU
 
-GELU_MAX_ABS_ERR = 2e-3        # on the whole line (float fit 5.9e-4, tail 1.3e-4, f = 18)
-GELU_MAX_INPUT_32 = 8188.0     # width 32: inputs below this in magnitude (2^(31 - f) - 4 at f = 18)
+GELU_MAX_ABS_ERR = 1e-3        # on the whole line (float fit 4.7e-4, tail 1.9e-4, f = 18)
+# coarse=True: |x| below this (x and x -+ 4 are compared, with a band of 1/16)
+GELU_MAX_INPUT_COARSE = coarse_limit(fit.GELU_BAND_BITS) - fit.GELU_T - fit.GELU_BAND
 GELU_POLY_RANGE = fit.GELU_POLY_R
 GELU_POLY_MAX_ABS_ERR = 4e-3   # on [-4, 4] (float fit 2.1e-3, f = 18); no guarantee outside
 
@@ -30,35 +32,41 @@ def _public(shape, value: float, f: int) -> np.ndarray:
     return share_public(np.full(shape, const(round(value * 2**f)), np.uint64))
 
 
-def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", width: int = 64) -> np.ndarray:
+def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) -> np.ndarray:
     """GELU(x) = x Phi(x) on the whole real line (every value the ring encodes), max
     abs error GELU_MAX_ABS_ERR.
 
     GELU(x) = ReLU(x) - e(|x|) with e(t) = t Phi(-t), an even correction that
-    is below 1.3e-4 for |x| >= 4.  e is a degree-7 polynomial in t = |x|
-    fitted on [0, 4] (``fit.py``), used where |x| < 4 and 0 elsewhere.  The
-    three comparisons (x < 0, x < 4, x < -4) run as one batch.  ``width`` 32
-    runs them on 32-bit words (about half their bytes, one round less) for
-    inputs below GELU_MAX_INPUT_32 in magnitude, which a transformer's
-    pre-activations are by orders of magnitude (the encoder uses it).
-    Cost: 7 (comparisons; 6 at width 32) + 1 (|x|, ReLU) + 6 (powers) + 2
-    (combine) + 1 (select) = 17 rounds (16).
+    is below 1.9e-4 for |x| >= 3.9375.  e is a degree-8 polynomial in t = |x|
+    fitted on [-1/16, 4 + 1/16] (``fit.py``; ``poly.evaluate``: four products),
+    used where -4 <= x < 4 and 0 elsewhere.  The three comparisons (x < 0,
+    x < 4, x < -4) run as one batch; [-4 <= x < 4] is the XOR of the last two
+    (x < -4 implies x < 4), so two bits are converted to arithmetic.
+
+    ``coarse``: the comparisons are ``compare.coarse`` with a band of 1/16 (a
+    16-bit adder, about a quarter of the bytes) for |x| <
+    GELU_MAX_INPUT_COARSE (2043.9), which a transformer's pre-activations are
+    by orders of magnitude (``nn.encoder.gelu_input_bound``).  Each may err
+    within 1/16 above its threshold, which the fit interval absorbs: x in
+    [0, 1/16) taken as negative gives t = -x and ReLU 0, and 0 - e(-x) =
+    GELU(x); x in [4, 4.0625) taken as inside evaluates e at t < 4.0625; x in
+    [-4, -3.9375) taken as outside drops e(t) < 1.9e-4.
+    Cost: 7 (comparisons; coarse 5) + 1 (bits to arithmetic) + 1 (|x|, ReLU)
+    + 6 (polynomial) + 1 (select) = 15 rounds (coarse 13).
     """
     shape = x.shape[1:]
     flat = x.reshape(3, -1)
     n = flat.shape[1]
     T = fit.GELU_T
     lo, hi = _public((n,), -T, f), _public((n,), T, f)
-    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp", width=width)
-    bits = bit_to_arith(ctx, bits, f"{tag}/cmp")
-    neg, below_hi, below_lo = bits[:, :n], bits[:, n:2 * n], bits[:, 2 * n:]
-    inside = below_hi - below_lo                              # [-4 <= x < 4]
+    width, shift = coarse_cmp(f, fit.GELU_BAND_BITS) if coarse else (64, 0)
+    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp", width, shift)
+    bits = bit_to_arith(ctx, np.concatenate([bits[:, :n], bits[:, n:2 * n] ^ bits[:, 2 * n:]], axis=1), f"{tag}/cmp")
+    neg, inside = bits[:, :n], bits[:, n:]                    # [x < 0], [-4 <= x < 4]
     xs = mul_ss(ctx, neg, flat, f"{tag}/sign")                # x [x < 0]
     relu = flat - xs
     t = flat - const(2) * xs                                  # |x|
-    pw = powers(ctx, t, len(coeffs.GELU_TAIL_POLY) - 1, f, tag)
-    tail = combine(ctx, pw, coeffs.GELU_TAIL_POLY, f,
-                   sum(abs(c) * T**k for k, c in enumerate(coeffs.GELU_TAIL_POLY)), tag)
+    tail = evaluate(ctx, t, coeffs.GELU_TAIL_POLY, f, (-fit.GELU_BAND, T + fit.GELU_BAND), tag)
     out = relu - mul_ss(ctx, inside, tail, f"{tag}/select")
     return out.reshape((3,) + shape)
 
@@ -67,16 +75,14 @@ def gelu_poly(ctx, x: np.ndarray, f: int, tag: str = "gelu-poly") -> np.ndarray:
     """Comparison-free GELU for inputs the caller keeps in [-4, 4].
 
     GELU(x) = x/2 + g(s), s = x^2/16, g the even part (x/2) erf(x/sqrt 2) as a
-    degree-6 polynomial in s on [0, 1].  Outside [-4, 4] the result is
-    meaningless.  Cost: 2 (s) + 6 (powers) + 2 (combine) = 10 rounds.
+    degree-6 polynomial in s on [0, 1] (``poly.evaluate``: three products).
+    Outside [-4, 4] the result is meaningless.  Cost: 2 (s) + 6 (polynomial) = 8 rounds.
     """
     R2 = fit.GELU_POLY_R**2
     if R2 != 2 ** int(np.log2(R2)):
         raise ValueError("gelu_poly: the range squared must be a power of two")
     s = mul_trunc(ctx, x, x, f + int(np.log2(R2)), f"{tag}/square")
-    pw = powers(ctx, s, len(coeffs.GELU_EVEN_POLY) - 1, f, tag)
-    bound = sum(abs(c) for c in coeffs.GELU_EVEN_POLY) + fit.GELU_POLY_R
-    return combine(ctx, pw, coeffs.GELU_EVEN_POLY, f, bound, tag, extra=(x, 0.5))
+    return evaluate(ctx, s, coeffs.GELU_EVEN_POLY, f, (0.0, 1.0), tag, extra=(x, 0.5))
 
 
 # ----------------------------------------------------------------------------
@@ -88,15 +94,18 @@ SOFTMAX_MAX_ABS_ERR = 2e-3     # per probability (f = 18)
 def softmax(ctx, x: np.ndarray, f: int, mask: np.ndarray | None = None, tag: str = "softmax") -> np.ndarray:
     """Softmax along the last axis: max subtraction, exp, one reciprocal per row.
 
-    Inputs within 2^(30 - f) of each other (4096 at f = 18): the maximum's
-    comparisons and the exp clamp run on 32-bit words.
+    Inputs within 4096 of each other: the maximum's comparisons and the exp
+    clamp are coarse (``compare.coarse``): the maximum found may be up to
+    log2(n) / 4 below the true one, which the shift-invariance of softmax
+    absorbs (the exponent stays below EXP_HI = 4 for n up to 2^16).
     ``mask``: public 0/1 array broadcastable to x; masked entries get
     probability 0 (their exponentials are multiplied by 0, so no large
     negative constant enters the arithmetic).  Every row needs one unmasked
     entry.  Cost: max (8 rounds per halving of the row) + exp (24) + sum +
     reciprocal (27) + product (2); the maximum is 7 rounds per halving of the row.
     """
-    m = max_(ctx, x, axis=-1, tag=f"{tag}/max", width=32)
+    width, shift = coarse_cmp(f)
+    m = max_(ctx, x, axis=-1, tag=f"{tag}/max", width=width, shift=shift)
     d = x - m[..., None]
     e = exp(ctx, d, f, clamp=True, tag=f"{tag}/exp")
     if mask is not None:

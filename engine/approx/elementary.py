@@ -13,11 +13,11 @@ import numpy as np
 
 from ..protocols.arith import share_public
 from ..protocols.boolean import highest_bit_position
-from ..protocols.compare import relu
+from ..protocols.compare import coarse, relu
 from ..protocols.trunc import mul_trunc, trunc
 from ..ring import const
 from . import coeffs, fit
-from .poly import combine, mul_many, powers
+from .poly import combine, evaluate, mul_many, powers
 
 # ----------------------------------------------------------------------------
 # exp
@@ -27,27 +27,27 @@ EXP_HI = fit.EXP_HI            # domain upper end
 EXP_REL_FLOOR = 2.0**-6        # below this output the fixed-point ulp dominates the relative error
 EXP_MAX_REL_ERR = 5e-4         # relative error for outputs >= EXP_REL_FLOOR on [EXP_LO, EXP_HI] (f = 18; measured 2.7e-4)
 EXP_MAX_ABS_ERR = 1e-4         # absolute error for every input in [EXP_MIN_INPUT, 0] (f = 18; measured 6.8e-5)
-EXP_MIN_INPUT = -8000.0        # the clamp compares on 32-bit words: x - EXP_LO > -2^(31 - f) at f = 18
+EXP_MIN_INPUT = -8000.0        # the clamp's coarse comparison: x - EXP_LO > -2^13 + 1/4
 
 
 def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.ndarray:
     """e^x for EXP_MIN_INPUT <= x <= EXP_HI (inputs below EXP_LO give e^EXP_LO ~ 0).
 
     e^x = p(x / 16)^16: a degree-5 polynomial fitted to e^z on z in
-    [-1, 0.25] (relative error 5.6e-6, ``fit.py``), its argument scaling folded
-    into the coefficients, then four squarings.  ``clamp`` computes
-    max(x, EXP_LO) first (one ReLU on 32-bit words, which sets EXP_MIN_INPUT);
-    callers that guarantee x >= EXP_LO may skip it.
-    Cost: clamp 7 rounds + powers 6 + combine 2 + squarings 8 = 23 rounds.
+    [-1, 0.25] (relative error 5.6e-6, ``fit.py``; ``poly.evaluate``, three
+    products), then four squarings.  ``clamp`` computes max(x, EXP_LO) first
+    by a ReLU on a coarse comparison (``compare.coarse``: inputs within 1/4
+    above EXP_LO may become EXP_LO, below one ulp of the result either way),
+    which sets EXP_MIN_INPUT; callers that guarantee x >= EXP_LO may skip it.
+    Cost: clamp 6 rounds + polynomial 6 + squarings 8 = 20 rounds.
     """
     if clamp:
         lo = share_public(np.full(x.shape[1:], const(round(EXP_LO * 2**f)), np.uint64))
-        x = lo + relu(ctx, x - lo, f"{tag}/clamp", width=32)
+        width, shift = coarse(f)
+        x = lo + relu(ctx, x - lo, f"{tag}/clamp", width, shift)
     k = 2**fit.EXP_SQUARINGS
     c = [ck / k**j for j, ck in enumerate(coeffs.EXP_POLY)]
-    xmax = max(abs(EXP_LO), EXP_HI)
-    pw = powers(ctx, x, len(c) - 1, f, tag)
-    y = combine(ctx, pw, c, f, sum(abs(cj) * xmax**j for j, cj in enumerate(c)), tag)
+    y = evaluate(ctx, x, c, f, (EXP_LO, EXP_HI), tag)
     for i in range(fit.EXP_SQUARINGS):
         y = mul_trunc(ctx, y, y, f, f"{tag}/square{i}")
     return y

@@ -34,8 +34,10 @@ def _fit(f, lo, hi, deg, relative=False, n=40001):
 
 # exp: e^x = p(x / 2^k)^(2^k) on [EXP_LO, EXP_HI]; p fitted on z = x / 2^k (relative error)
 EXP_LO, EXP_HI, EXP_SQUARINGS, EXP_DEGREE = -16.0, 4.0, 4, 5
-# GELU(x) = ReLU(x) - e(|x|), e(t) = t Phi(-t), fitted on [0, GELU_T]; e(t) < 1.3e-4 beyond
-GELU_T, GELU_DEGREE = 4.0, 7
+# GELU(x) = ReLU(x) - e(|x|), e(t) = t Phi(-t), fitted on [-GELU_BAND, GELU_T + GELU_BAND] (coarse
+# comparisons may put t a band beyond [0, GELU_T]); e(t) < 1.9e-4 beyond GELU_T - GELU_BAND
+GELU_T, GELU_BAND_BITS, GELU_DEGREE = 4.0, 4, 8
+GELU_BAND = 2.0**-GELU_BAND_BITS
 # comparison-free GELU on [-GELU_POLY_R, GELU_POLY_R]: x/2 + g(x^2 / R^2), g even part
 GELU_POLY_R, GELU_POLY_DEGREE = 4.0, 6
 # reciprocal and rsqrt seeds on the normalised mantissa m in [0.5, 1)
@@ -49,7 +51,7 @@ def fit_all() -> dict:
     def tail(t):
         return t * 0.5 * (1 + _erf(-t / np.sqrt(2)))
 
-    gelu_p, gelu_err = _fit(tail, 0.0, GELU_T, GELU_DEGREE)
+    gelu_p, gelu_err = _fit(tail, -GELU_BAND, GELU_T + GELU_BAND, GELU_DEGREE)
 
     def even(s):  # s = x^2 / R^2 in [0, 1]
         x = np.sqrt(s) * GELU_POLY_R

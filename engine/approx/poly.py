@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..protocols.arith import mul_ss
+from ..protocols.arith import mul_ss, share_public
 from ..protocols.trunc import mul_trunc, trunc
 from ..ring import const
 
@@ -70,5 +70,76 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
         shares, weight = extra
         acc += shares * const(round(weight * 2.0**S))
     out = trunc(ctx, acc, S, f"{tag}/combine")
+    out[0] += const(round(coeffs[0] * 2.0**f))
+    return out
+
+
+def _split_bound(a, m: int, ulo: float, uhi: float) -> float:
+    """max over u in [ulo, uhi] of |L(u) - a_0| + |u^m H(u)| on a dense grid, with a 25% margin
+    (the polynomials are public; the margin covers the grid and the powers' rounding)."""
+    u = np.linspace(ulo, uhi, 20001)
+    low = np.polyval(list(a[1:m])[::-1] + [0.0], u)
+    high = u**m * np.polyval(list(a[m:])[::-1], u)
+    return 1.25 * float(np.max(np.abs(low) + np.abs(high)))
+
+
+def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=None) -> np.ndarray:
+    """Shares of p(x) = sum_k coeffs[k] x^k for x in domain = (lo, hi), with about half
+    the products of ``powers`` + ``combine`` and one truncation at the end.
+
+    The variable is u = x / 2^r, r = round(log2 max |x|) (so |u| <= sqrt 2):
+    the shares of x at scale f are u at scale F = f + r, for free.  Powers u^k
+    (k >= 2) are kept at scale f, and enter products shifted left by r (exact),
+    so every product truncates by 2F - f.  With m = ceil(d / 2),
+        p = L(u) + u^m H(u),   L = sum_{k<m} a_k u^k,   H = sum_{k<=d-m} a_{m+k} u^k,
+    a_k = coeffs[k] 2^(r k): L and H are linear in u, ..., u^(m-1) (coefficients
+    at scale S, no truncation), and u^m H + L 2^f is truncated once, by S + f
+    (``mul_trunc`` with an addend).  ``extra`` = (shares at scale f, weight) is
+    added before that truncation.  Degree 7: u^2 | u^3 u^4 | u^4 H + L, four
+    products and 6 rounds (``powers`` + ``combine``: six products, 8 rounds);
+    degree 5 or 6: u^2 | u^3 | u^3 H + L, three products and 6 rounds;
+    degree <= 3: ``powers`` + ``combine``.
+    S is the largest scale that keeps (|L - a_0| + |u^m H| + |extra|) 2^(S + 2f)
+    below 2^61 over the domain (``_split_bound``), capped at 44.
+    """
+    d = len(coeffs) - 1
+    lo, hi = domain
+    xmax = max(abs(lo), abs(hi))
+    if d <= 3:
+        bound = sum(abs(c) * xmax**k for k, c in enumerate(coeffs)) + (abs(extra[1]) * xmax if extra else 0.0)
+        return combine(ctx, powers(ctx, x, max(d, 1), f, tag), coeffs, f, bound, tag, extra)
+    r = max(0, round(math.log2(xmax)))
+    F = f + r
+    a = [c * 2.0 ** (r * k) for k, c in enumerate(coeffs)]
+    m = -(-d // 2)                                         # H may use u^m itself
+    bound = _split_bound(a, m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * xmax if extra else 0.0)
+    S = min(44, 61 - 2 * f - max(0, math.ceil(math.log2(bound + 1.0))))
+    if S < 12:
+        raise ValueError(f"{tag}: bound {bound} leaves {S} bits for the coefficients")
+
+    pw = {1: x}                                            # u at scale F; u^k (k >= 2) at scale f
+    at_F = lambda k: pw[k] if k == 1 else pw[k] << np.uint64(r)  # noqa: E731
+    top = 1
+    while top < m:
+        ks = list(range(top + 1, min(2 * top, m) + 1))
+        prods = mul_many(ctx, [(at_F(top), at_F(k - top)) for k in ks], 2 * F - f, f"{tag}/pow{2 * top}")
+        pw.update(zip(ks, prods))
+        top *= 2
+
+    def linear(cs):
+        """sum_k cs[k] u^k at scale S + f (the constant term too)."""
+        acc = np.zeros(x.shape, np.uint64)
+        for k, c in enumerate(cs):
+            if k and c != 0.0:
+                acc += pw[k] * const(round(c * 2.0 ** (S - r if k == 1 else S)))
+        acc[0] += const(round(cs[0] * 2.0 ** (S + f)))
+        return acc
+
+    high = linear(a[m:])
+    low = linear([0.0] + a[1:m]) << np.uint64(f)          # at scale S + 2f
+    if extra is not None:
+        shares, weight = extra
+        low += shares * const(round(weight * 2.0 ** (S + f)))
+    out = mul_trunc(ctx, high, pw[m], S + f, f"{tag}/poly", add=low)
     out[0] += const(round(coeffs[0] * 2.0**f))
     return out

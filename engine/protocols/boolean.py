@@ -125,13 +125,14 @@ def _tree_level(gh, t, hp, half, first, left, right, gh_out):
 
 @numba.njit(inline="always")
 def _pair_bits(w, width):
-    """(h, l, h & l) of the ``width``-bit word w (64, or 32: the low half) shifted left
-    by one, as half-width words: h = bits at odd positions, l = bits at even positions
-    (dummy 0 at position 0)."""
-    if width == 32:
-        w = w & _U(0xFFFFFFFF)
+    """(h, l, h & l) of the ``width``-bit word w (64, or 32 or 16: the low bits) shifted
+    left by one, as half-width words: h = bits at odd positions, l = bits at even
+    positions (dummy 0 at position 0)."""
+    if width < 64:
+        m = (_U(1) << _U(width)) - _U(1)
+        w = w & m
         h = _even_bits(w)
-        l_ = _even_bits((w << _U(1)) & _U(0xFFFFFFFF))
+        l_ = _even_bits((w << _U(1)) & m)
     else:
         h = _even_bits(w)
         l_ = _even_bits(w << _U(1))
@@ -164,13 +165,17 @@ def _cross(F, y, mg, mp, add_yhl, width, out):
         out[i, 1] = p
 
 
-def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, width: int, tag: str):
+def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, width: int, shift: int, tag: str):
     """Role-view boolean shares of level-1 (G, P) words (width/2 bits) and of a_top ^ y_top (uint8)."""
     rand = ctx.rand
     n = xr.shape[1]
     half = _WORD[width // 2]
     a = xr[0] + xr[1]            # role 0
-    y = np.ascontiguousarray(xr[2])   # roles 1 and 2
+    if shift:
+        a >>= _U(shift)
+        y = xr[2] >> _U(shift)   # roles 1 and 2
+    else:
+        y = np.ascontiguousarray(xr[2])
 
     F0 = rot.draw(rand, 0, half, width=3)               # roles 0, 2
     F1 = rot.draw(rand, 1, half, width=3)               # roles 0, 1
@@ -203,27 +208,38 @@ def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, width: int, tag: str):
     return G, P, top
 
 
-MSB_WIDTHS = (64, 32)
+MSB_WIDTHS = (64, 32, 16)
+_TREE_LEVELS = {64: (32, 16, 8, 4, 2), 32: (16, 8, 4, 2), 16: (8, 4, 2)}
 
 
-def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64) -> np.ndarray:
+def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int = 0) -> np.ndarray:
     """Boolean shares [3, n] (uint8, one bit each) of the MSB of flat arithmetic shares [3, n].
 
-    ``width`` 32: the MSB of x mod 2^32 (reducing shares mod 2^32 is a ring
-    homomorphism), which is the sign of x for |x| < 2^31 ring units; the adder
-    is half as wide and one tree level shorter.
+    ``width`` 32 or 16: the MSB of x mod 2^width (reducing shares mod 2^width
+    is a ring homomorphism), which is the sign of x for |x| < 2^(width-1)
+    ring units; the adder is narrower and the tree one or two levels shorter.
+
+    ``shift`` k > 0 makes the comparison coarse: the adder sums the two
+    addends (role 0's x_0 + x_1 and x_2) each shifted right by k bits, which
+    is (x >> k) - c with a carry c in {0, 1} from the dropped bits.  The
+    result is 1 for -2^(width-1+k) + 2^k <= x < 0, 0 for 2^k <= x <
+    2^(width-1+k) - 2^k, and either in [0, 2^k): for callers that tolerate
+    a band of 2^k ring units above zero, a 16-bit adder covers what a 32-bit
+    one did.  No value is opened (the shifts are local).
     Cost (64): 6 rounds; per element per server about 13.4 B (first level,
-    rotated) + 7.625 B (five tree levels).  Cost (32): 5 rounds, half the bytes.
+    rotated) + 7.625 B (five tree levels).  Cost (32): 5 rounds, half the
+    bytes; (16): 4 rounds, a quarter.
     """
     if width not in MSB_WIDTHS:
         raise ValueError(f"{tag}: msb width must be one of {MSB_WIDTHS}, got {width}")
+    if not 0 <= shift <= 64 - width:
+        raise ValueError(f"{tag}: msb shift must be in 0..{64 - width} for width {width}, got {shift}")
     n = x.shape[1]
     rot = Rotation(n)
-    G, P, top = _msb_first_level(ctx, rot, rot.to_roles(x), width, tag)
+    G, P, top = _msb_first_level(ctx, rot, rot.to_roles(x), width, shift, tag)
     G, P, top = rot.to_real(G), rot.to_real(P), rot.to_real(top)
     gh, t, hp, first = G.reshape(-1), P.reshape(-1), 0, True
-    levels = (32, 16, 8, 4, 2) if width == 64 else (16, 8, 4, 2)
-    for w in levels:                       # width of the (G, P) words entering the level
+    for w in _TREE_LEVELS[width]:          # width of the (G, P) words entering the level
         half = w // 2 if w > 2 else 0
         dt = _WORD[w]
         left = np.empty(3 * n, dt)
@@ -237,6 +253,36 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64) -> np.ndarra
     return top ^ (gh ^ t).reshape(3, n).astype(np.uint8)
 
 
+@numba.njit(cache=True, nogil=True)
+def _b2a_share(b, cuts, u0, u1, mu, u2, w0, w1, y):
+    """Round 1 of ``bit_to_arith`` in role layout: u = b_r0 ^ b_r1 and u2 = u - u0 - u1
+    (role 0), w0 = u0 y + mu0 (role 2), w1 = u1 y + mu1 (role 1), y = b_r2 (roles 1, 2);
+    role component j of chunk k is real component j + k."""
+    for k in range(3):
+        c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
+        for i in range(cuts[k], cuts[k + 1]):
+            u = _U(b[c0, i] ^ b[c1, i])
+            yi = _U(b[c2, i])
+            y[i] = yi
+            u2[i] = u - u0[i] - u1[i]
+            w0[i] = u0[i] * yi + mu[i, 0]
+            w1[i] = u1[i] * yi + mu[i, 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _b2a_finish(cuts, u0, u1, u2r, w0r, w1r, y, mu, out):
+    """Round 2: out (real layout) = role components (u0 - 2 w0, u1 - 2 w1, u2 + y - 2 w2),
+    w2 = u2 y - mu0 - mu1."""
+    two = _U(2)
+    for k in range(3):
+        c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
+        for i in range(cuts[k], cuts[k + 1]):
+            w2 = u2r[i] * y[i] - mu[i, 0] - mu[i, 1]
+            out[c0, i] = u0[i] - two * w0r[i]
+            out[c1, i] = u1[i] - two * w1r[i]
+            out[c2, i] = u2r[i] + y[i] - two * w2
+
+
 def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
     """Arithmetic shares [3, n] of boolean-shared bits [3, n].
 
@@ -247,22 +293,17 @@ def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
     """
     n = b.shape[1]
     rot = Rotation(n)
-    br = rot.to_roles(b)
     rand = ctx.rand
-    u = (br[0] ^ br[1]).astype(np.uint64)       # role 0
-    y = br[2].astype(np.uint64)                 # roles 1, 2
     u0 = rot.draw(rand, 0)
     u1 = rot.draw(rand, 1)
     mu = rot.draw(rand, 2, width=2)
-    u2 = u - u0 - u1
-    w0 = u0 * y + mu[:, 0]                      # role 2
-    w1 = u1 * y + mu[:, 1]                      # role 1
-    got = rot.exchange(ctx.chan, [(0, (1, 2), u2), (1, 0, w1), (2, 0, w0)], tag=f"{tag}/b2a")
-    u2r, w1r, w0r = got
-    w2 = u2r * y - mu[:, 0] - mu[:, 1]          # roles 1, 2
-    two = _U(2)
-    out = np.stack([u0 - two * w0r, u1 - two * w1r, u2r + y - two * w2])
-    return rot.to_real(out)
+    u2, w0, w1, y = (np.empty(n, np.uint64) for _ in range(4))
+    _b2a_share(np.ascontiguousarray(b, dtype=np.uint8), rot.cuts, u0, u1, mu, u2, w0, w1, y)
+    u2r, w1r, w0r = rot.exchange(ctx.chan, [(0, (1, 2), u2), (1, 0, w1), (2, 0, w0)], tag=f"{tag}/b2a")
+    out = np.empty((3, n), np.uint64)
+    _b2a_finish(rot.cuts, u0, u1, np.ascontiguousarray(u2r), np.ascontiguousarray(w0r),
+                np.ascontiguousarray(w1r), y, mu, out)
+    return out
 
 
 def a2b(ctx, x: np.ndarray, tag: str = "a2b") -> np.ndarray:
