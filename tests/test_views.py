@@ -35,11 +35,11 @@ def received_by(ctx, party, fn):
     return log
 
 
-def mul_residual_seen_by_s0(ctx) -> np.ndarray:
+def mul_residual_seen_by_s0(ctx, x=None) -> np.ndarray:
     """S0 receives z_1 from S1; it knows x_0, x_1, y_0, y_1, and here x = y = 0."""
     zero = np.zeros(N, dtype=np.int64)
-    x = SharedTensor.from_client(ctx, zero, fmt=None)
-    y = SharedTensor.from_client(ctx, zero, fmt=None)
+    x = SharedTensor.from_client(ctx, zero, fmt=None) if x is None else x
+    y = x
     log = received_by(ctx, 0, lambda: arith.mul_ss(ctx, x.shares, y.shares))
     [(tag, sender, z1)] = log
     assert sender == 1 and tag.endswith("reshare")
@@ -59,8 +59,10 @@ def test_multiplication_view_is_uniform_after_subtracting_what_s0_knows():
 
 def test_missing_zero_share_mask_is_caught(monkeypatch):
     ctx = Context(EngineConfig(seed=5))
-    monkeypatch.setattr(ctx.rand, "zero_sharing", lambda shape, *a, **k: np.zeros((3,) + tuple(shape), np.uint64))
-    rest = mul_residual_seen_by_s0(ctx)
+    # the product's mask is the zero sharing r_s - r_{s+1} of three component draws
+    x = SharedTensor.from_client(ctx, np.zeros(N, dtype=np.int64), fmt=None)
+    monkeypatch.setattr(ctx.rand, "components", lambda shape, *a, **k: np.zeros((3,) + tuple(np.atleast_1d(shape)), np.uint64))
+    rest = mul_residual_seen_by_s0(ctx, x)
     assert not looks_uniform(rest)
     assert not np.any(rest)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .arith import mul_local
+from .arith import server_term
 from .roles import Rotation
 
 TRUNC_INPUT_BITS = 62  # |x| < 2^62 in ring units
@@ -168,16 +168,6 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     return rot.assemble(out).reshape((3,) + shape)
 
 
-@numba.njit(inline="always")
-def _server_term(s, x0, x1, x2, y0, y1, y2, r, i):
-    """Server s's additive share of x * y (``arith.mul_local``) plus its zero-sharing term."""
-    if s == 0:
-        return (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
-    if s == 1:
-        return x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
-    return x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
-
-
 @numba.njit(cache=True, nogil=True)
 def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
     """parts[j, i] = role-j additive share of x_i * y_i (``arith.mul_local`` plus the
@@ -192,7 +182,7 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
                 s = (j + k) % 3
                 if me >= 0 and s != me:     # server me plays role (me - k) in chunk k
                     continue
-                v = _server_term(s, x0, x1, x2, y0, y1, y2, r, i)
+                v = server_term(s, x0, x1, x2, y0, y1, y2, r, i)
                 if has_add:
                     v += add[s, i]
                 parts[j, i] = v
