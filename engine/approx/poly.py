@@ -74,6 +74,9 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
     return out
 
 
+SPLIT_MIN_BITS = 16
+
+
 def _split_bound(a, m: int, ulo: float, uhi: float) -> float:
     """max over u in [ulo, uhi] of |L(u) - a_0| + |u^m H(u)| on a dense grid, with a 25% margin
     (the polynomials are public; the margin covers the grid and the powers' rounding)."""
@@ -88,58 +91,53 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     the products of ``powers`` + ``combine`` and one truncation at the end.
 
     The variable is u = x / 2^r, r = round(log2 max |x|) (so |u| <= sqrt 2):
-    the shares of x at scale f are u at scale F = f + r, for free.  Powers u^k
-    (k >= 2) are kept at scale f, and enter products shifted left by r (exact),
-    so every product truncates by 2F - f.  With m = ceil(d / 2),
+    the shares of x at scale f are u at scale F = f + r, for free, and its
+    powers (``powers`` at scale F) stay near 1.  With m = ceil(d / 2),
         p = L(u) + u^m H(u),   L = sum_{k<m} a_k u^k,   H = sum_{k<=d-m} a_{m+k} u^k,
-    a_k = coeffs[k] 2^(r k): L and H are linear in u, ..., u^(m-1) (coefficients
-    at scale S, no truncation), and u^m H + L 2^f is truncated once, by S + f
-    (``mul_trunc`` with an addend).  ``extra`` = (shares at scale f, weight) is
-    added before that truncation.  Degree 7: u^2 | u^3 u^4 | u^4 H + L, four
-    products and 6 rounds (``powers`` + ``combine``: six products, 8 rounds);
-    degree 5 or 6: u^2 | u^3 | u^3 H + L, three products and 6 rounds;
-    degree <= 3: ``powers`` + ``combine``.
-    S is the largest scale that keeps (|L - a_0| + |u^m H| + |extra|) 2^(S + 2f)
-    below 2^61 over the domain (``_split_bound``), capped at 44.
+    a_k = coeffs[k] 2^(r k): L (coefficients at scale S, so L is at scale
+    S + F) and H (coefficients at scale S - r, so H is at scale S + f) are
+    linear in the powers, with no truncation; u^m H + L 2^f (scale S + F + f)
+    is truncated once, by S + F (``mul_trunc`` with an addend).  ``extra`` =
+    (shares at scale f, weight) is added before that truncation.
+    Degree 7 or 8: u^2 | u^3 u^4 | u^4 H + L, four products and 6 rounds
+    (``powers`` + ``combine`` for degree 7: six products, 8 rounds); degree
+    5 or 6: u^2 | u^3 | u^3 H + L, three products.
+    S is the largest scale that keeps (|L - a_0| + |u^m H| + |extra|)
+    2^(S + F + f) below 2^61 over the domain (``_split_bound``), capped at 44.
+    Degree <= 3, or wide domains and large polynomials that leave H's
+    coefficients fewer than SPLIT_MIN_BITS bits: ``powers`` + ``combine``.
     """
     d = len(coeffs) - 1
     lo, hi = domain
     xmax = max(abs(lo), abs(hi))
-    if d <= 3:
-        bound = sum(abs(c) * xmax**k for k, c in enumerate(coeffs)) + (abs(extra[1]) * xmax if extra else 0.0)
-        return combine(ctx, powers(ctx, x, max(d, 1), f, tag), coeffs, f, bound, tag, extra)
     r = max(0, round(math.log2(xmax)))
     F = f + r
     a = [c * 2.0 ** (r * k) for k, c in enumerate(coeffs)]
     m = -(-d // 2)                                         # H may use u^m itself
-    bound = _split_bound(a, m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * xmax if extra else 0.0)
-    S = min(44, 61 - 2 * f - max(0, math.ceil(math.log2(bound + 1.0))))
-    if S < 12:
-        raise ValueError(f"{tag}: bound {bound} leaves {S} bits for the coefficients")
+    S = 0
+    if d > 3:
+        bound = _split_bound(a, m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * xmax if extra else 0.0)
+        S = min(44, 61 - F - f - max(0, math.ceil(math.log2(bound + 1.0))))
+    if S - r < SPLIT_MIN_BITS:        # every power of u, one combination (a_k / 2^r u^k at scale F is p at scale f)
+        umax = xmax / 2.0**r
+        bound = sum(abs(ak) / 2.0**r * umax**k for k, ak in enumerate(a)) + (abs(extra[1]) * xmax if extra else 0.0)
+        return combine(ctx, powers(ctx, x, max(d, 1), F, tag), [ak / 2.0**r for ak in a], F, bound, tag, extra)
+    pw = powers(ctx, x, m, F, tag)                         # u^k at scale F
 
-    pw = {1: x}                                            # u at scale F; u^k (k >= 2) at scale f
-    at_F = lambda k: pw[k] if k == 1 else pw[k] << np.uint64(r)  # noqa: E731
-    top = 1
-    while top < m:
-        ks = list(range(top + 1, min(2 * top, m) + 1))
-        prods = mul_many(ctx, [(at_F(top), at_F(k - top)) for k in ks], 2 * F - f, f"{tag}/pow{2 * top}")
-        pw.update(zip(ks, prods))
-        top *= 2
-
-    def linear(cs):
-        """sum_k cs[k] u^k at scale S + f (the constant term too)."""
+    def linear(cs, scale):
+        """sum_{k>=1} round(cs[k] 2^scale) u^k, at scale ``scale`` + F."""
         acc = np.zeros(x.shape, np.uint64)
         for k, c in enumerate(cs):
             if k and c != 0.0:
-                acc += pw[k] * const(round(c * 2.0 ** (S - r if k == 1 else S)))
-        acc[0] += const(round(cs[0] * 2.0 ** (S + f)))
+                acc += pw[k] * const(round(c * 2.0**scale))
         return acc
 
-    high = linear(a[m:])
-    low = linear([0.0] + a[1:m]) << np.uint64(f)          # at scale S + 2f
+    high = linear(a[m:], S - r)                            # H at scale S + f
+    high[0] += const(round(a[m] * 2.0 ** (S + f)))
+    low = linear([0.0] + a[1:m], S) << np.uint64(f)        # L - a_0 at scale S + F + f
     if extra is not None:
-        shares, weight = extra
-        low += shares * const(round(weight * 2.0 ** (S + f)))
-    out = mul_trunc(ctx, high, pw[m], S + f, f"{tag}/poly", add=low)
+        shares, weight = extra                             # at scale f
+        low += shares * const(round(weight * 2.0 ** (S + F)))
+    out = mul_trunc(ctx, high, pw[m], S + F, f"{tag}/poly", add=low)
     out[0] += const(round(coeffs[0] * 2.0**f))
     return out
