@@ -118,6 +118,8 @@ def run_functions(ctx, n: int, repeats: int) -> list:
     gelu = lambda v: v * 0.5 * (1 + erf_v(v / np.sqrt(2)))  # noqa: E731
     rows.append(_case(ctx, "gelu", [n], lambda: approx.gelu(sx), lambda: x * 0.5 * (1 + np.tanh(x)),
                       gelu(ex), n, repeats, "gelu"))
+    rows.append(_case(ctx, "gelu_coarse", [n], lambda: approx.gelu(sx, coarse=True),
+                      lambda: x * 0.5 * (1 + np.tanh(x)), gelu(ex), n, repeats, "gelu_coarse"))
     xp = np.clip(x, -approx.GELU_POLY_RANGE, approx.GELU_POLY_RANGE)
     sp, ep = SharedTensor.from_client(ctx, xp), enc(xp)
     rows.append(_case(ctx, "gelu_poly", [n], lambda: approx.gelu_poly(sp), lambda: xp * 0.5 * (1 + np.tanh(xp)),
