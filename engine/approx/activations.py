@@ -51,7 +51,7 @@ def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) ->
     [0, 1/16) taken as negative gives t = -x and ReLU 0, and 0 - e(-x) =
     GELU(x); x in [4, 4.0625) taken as inside evaluates e at t < 4.0625; x in
     [-4, -3.9375) taken as outside drops e(t) < 1.9e-4.
-    Cost: 7 (comparisons; coarse 5) + 1 (bits to arithmetic) + 1 (|x|, ReLU)
+    Cost: 6 (comparisons; coarse 4) + 1 (bits to arithmetic) + 1 (|x|, ReLU)
     + 6 (polynomial) + 1 (select) = 15 rounds (coarse 13).
     """
     shape = x.shape[1:]
@@ -101,8 +101,8 @@ def softmax(ctx, x: np.ndarray, f: int, mask: np.ndarray | None = None, tag: str
     ``mask``: public 0/1 array broadcastable to x; masked entries get
     probability 0 (their exponentials are multiplied by 0, so no large
     negative constant enters the arithmetic).  Every row needs one unmasked
-    entry.  Cost: max (8 rounds per halving of the row) + exp (24) + sum +
-    reciprocal (27) + product (2); the maximum is 7 rounds per halving of the row.
+    entry.  Cost: max (6 rounds per halving of the row: a coarse comparison
+    and a select) + exp (20) + reciprocal of the row sums (27) + product (2).
     """
     width, shift = coarse_cmp(f)
     m = max_(ctx, x, axis=-1, tag=f"{tag}/max", width=width, shift=shift)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..protocols.arith import mul_ss, share_public
+from ..protocols.arith import mul_ss
 from ..protocols.trunc import mul_trunc, trunc
 from ..ring import const
 
