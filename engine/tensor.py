@@ -340,8 +340,15 @@ class SharedTensor:
     def abs(self, tag: str = "abs") -> "SharedTensor":
         return self._new(compare.abs_(self.ctx, self.shares, tag))
 
-    def max(self, axis: int = -1, tag: str = "max") -> "SharedTensor":
-        return self._new(compare.max_(self.ctx, self.shares, axis, tag))
+    def max(self, axis: int = -1, tag: str = "max", coarse: bool = False) -> "SharedTensor":
+        """Maximum along ``axis``; ``coarse``: on coarse comparisons (``compare.coarse``), an
+        input within ceil(log2 n) / 4 of the maximum, for callers that only subtract it."""
+        if not coarse:
+            return self._new(compare.max_(self.ctx, self.shares, axis, tag))
+        if self.fmt is None:
+            raise TypeError(f"{tag}: a coarse maximum needs a fixed-point tensor, got an integer one")
+        width, shift = compare.coarse(self.fmt.frac_bits)
+        return self._new(compare.max_(self.ctx, self.shares, axis, tag, width, shift))
 
     def where(self, a: "SharedTensor", b: "SharedTensor", tag: str = "select") -> "SharedTensor":
         """self (0/1 integer tensor) ? a : b."""

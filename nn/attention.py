@@ -16,9 +16,10 @@ a_j = exp(|k'_j|^2 / 2 - c) (c a constant that also cancels) does not.  Then
     out_i = phi(q_i) S / phi(q_i) z,  S = sum_j a_j phi(k_j) v_j^T,  z = sum_j a_j phi(k_j),
 linear in n.  On shares: the angles W x / (2 pi) (in turns, the 1/(2 pi dh^1/4)
 folded into the public W) go through the masked cosine; c is the per-head
-maximum of |k'|^2/2 over real keys (or a public calibrated constant), so the
-exponentials stay in (0, 1]; the normaliser is floored at ``guard`` before
-its reciprocal, since random features can make it tiny or negative.
+maximum of |k'|^2/2 over real keys, found on coarse comparisons (within
+log2(n)/4 of it; or a public calibrated constant), so the exponentials stay
+in (0, e^(log2(n)/4)]; the normaliser is floored at ``guard`` before its
+reciprocal, since random features can make it tiny or negative.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     if cfg.key_offset is None:
         # per-head maximum over real keys; padded keys are pushed down first
         low = np.where(mask > 0, 0.0, -1e3)
-        offset = ops.max_last(ops.add(norm, low))                               # [..., h]
+        offset = ops.max_last(ops.add(norm, low), coarse=True)                  # [..., h]
         shifted = ops.add(norm, ops.scale(_expand_last(offset, n), -1.0))
     else:
         shifted = ops.add(norm, -cfg.key_offset)

@@ -87,8 +87,10 @@ def relu(x):
     return x.relu() if is_shared(x) else np.maximum(x, 0.0)
 
 
-def max_last(x):
-    return x.max(axis=-1) if is_shared(x) else np.max(x, axis=-1)
+def max_last(x, coarse: bool = False):
+    """Maximum over the last axis; on shares with ``coarse``, an input within
+    ceil(log2 n) / 4 of it (``SharedTensor.max``), for offsets that cancel."""
+    return x.max(axis=-1, coarse=coarse) if is_shared(x) else np.max(x, axis=-1)
 
 
 def softmax(x, mask=None):

@@ -129,3 +129,12 @@ def test_coarse_max_is_an_input_within_the_band_of_the_maximum(rng):
     assert (got[:, None] == e).any(axis=1).all()       # one of the row's own values
     assert np.all(got >= e.max(-1) - 6 * 0.25)         # ceil(log2 37) = 6 levels of a quarter each
     assert np.all(got <= e.max(-1))
+
+
+def test_coarse_max_method_needs_fixed_point(rng):
+    v = rng.normal(size=(6, 9)) * 10
+    got = SharedTensor.from_client(CTX, v).max(-1, coarse=True).reveal("t")
+    e = enc(v)
+    assert ((got[:, None] == e).any(axis=1).all() and np.all(got >= e.max(-1) - 4 * 0.25))
+    with pytest.raises(TypeError, match="coarse maximum needs a fixed-point tensor"):
+        SharedTensor.from_client(CTX, np.arange(4), fmt=None).max(coarse=True)

@@ -125,3 +125,17 @@ def test_secret_matmul_is_exact_on_both_paths(sa, sb):
     b = rng.integers(0, 2**64, size=sb, dtype=np.uint64)
     assert np.array_equal(secret_matmul(a, b), a @ b)
     assert (sa[0] >= KERNEL_MIN_ROWS) == (sa == (520, 12))         # the cases cover both paths
+
+
+@pytest.mark.parametrize("preset,want", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(preset, want):
+    """Spinning OpenMP threads slowed the single-threaded code after each parallel product."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    out = subprocess.run([sys.executable, "-c", "import os, secptune.engine; print(os.environ['OMP_WAIT_POLICY'])"],
+                         capture_output=True, text=True, env=env, check=True).stdout.strip()
+    assert out == want

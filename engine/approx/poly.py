@@ -6,6 +6,7 @@ sibling modules build on them.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -77,7 +78,8 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
 SPLIT_MIN_BITS = 16
 
 
-def _split_bound(a, m: int, ulo: float, uhi: float) -> float:
+@functools.lru_cache(maxsize=256)
+def _split_bound(a: tuple, m: int, ulo: float, uhi: float) -> float:
     """max over u in [ulo, uhi] of |L(u) - a_0| + |u^m H(u)| on a dense grid, with a 25% margin
     (the polynomials are public; the margin covers the grid and the powers' rounding)."""
     u = np.linspace(ulo, uhi, 20001)
@@ -116,7 +118,7 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     m = -(-d // 2)                                         # H may use u^m itself
     S = 0
     if d > 3:
-        bound = _split_bound(a, m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * xmax if extra else 0.0)
+        bound = _split_bound(tuple(a), m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * xmax if extra else 0.0)
         S = min(44, 61 - F - f - max(0, math.ceil(math.log2(bound + 1.0))))
     if S - r < SPLIT_MIN_BITS:        # every power of u, one combination (a_k / 2^r u^k at scale F is p at scale f)
         umax = xmax / 2.0**r
