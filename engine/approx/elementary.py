@@ -63,8 +63,9 @@ def _factor_shares(bits: list, weights: list) -> list:
     """Integer shares of 1 + b (w - 1) for arithmetic bit shares b and public w."""
     out = []
     for b, w in zip(bits, weights):
-        one = share_public(np.ones(b.shape[1:], np.uint64))
-        out.append(one + b * const(w - 1))
+        f = b * const(w - 1)
+        f[0] += np.uint64(1)                 # the public 1 on component 0
+        out.append(f)
     return out
 
 
@@ -73,9 +74,9 @@ def _exponent_bits(ctx, x: np.ndarray, tag: str) -> list:
     K = 31 - J, J the position of x's highest set bit, so that x 2^K is in
     [2^31, 2^32).  Cost: 6 + 5 + 1 rounds (``highest_bit_position``)."""
     pos = highest_bit_position(ctx, x, NORM_BITS, f"{tag}/norm")
-    one = share_public(np.ones(x.shape[1:], np.uint64))
-    K = [one - pos[b] for b in range(pos.shape[0])]
-    return K
+    K = np.uint64(0) - pos                   # 1 - pos, the public 1 on component 0
+    K[:, 0] += np.uint64(1)
+    return list(K)
 
 
 def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reciprocal") -> np.ndarray:

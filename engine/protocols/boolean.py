@@ -374,17 +374,28 @@ def prefix_or_down(ctx, b: np.ndarray, width: int, tag: str = "prefix-or") -> np
     return p
 
 
+_POSITION_MASKS = np.array([sum(1 << j for j in range(64) if (j >> b) & 1) for b in range(6)], dtype=np.uint64)
+
+
+@numba.njit(inline="always")
+def _parity(v):
+    v ^= v >> _U(32)
+    v ^= v >> _U(16)
+    v ^= v >> _U(8)
+    v ^= v >> _U(4)
+    v ^= v >> _U(2)
+    v ^= v >> _U(1)
+    return v & _U(1)
+
+
 @numba.njit(cache=True, nogil=True)
-def _position_bits(h, nbits, out):
-    """out[b, i] = bit b of the position of the single set bit of h[i] (XOR-linear, so per share)."""
+def _position_bits(h, nbits, masks, out):
+    """out[b, i] = bit b of the position of the single set bit of h[i]: the parity of the
+    bits j of h[i] with bit b of j set (XOR-linear, so it holds per share)."""
     for i in range(h.size):
-        v = np.uint64(h[i])
+        v = _U(h[i])
         for b in range(nbits):
-            acc = np.uint64(0)
-            for j in range(64):
-                if (j >> b) & 1:
-                    acc ^= (v >> np.uint64(j)) & np.uint64(1)
-            out[b, i] = np.uint8(acc)
+            out[b, i] = np.uint8(_parity(v & masks[b]))
 
 
 def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit") -> np.ndarray:
@@ -401,7 +412,7 @@ def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit")
     h = p ^ (p >> p.dtype.type(1))
     nbits = int(np.log2(width))
     pos = np.empty((nbits, 3 * n), np.uint8)
-    _position_bits(h.reshape(-1), nbits, pos)
+    _position_bits(h.reshape(-1), nbits, _POSITION_MASKS, pos)
     pos = pos.reshape(nbits, 3, n).transpose(1, 0, 2).reshape(3, nbits * n)
     arith = bit_to_arith(ctx, np.ascontiguousarray(pos), tag)
     return arith.reshape(3, nbits, n).transpose(1, 0, 2)
