@@ -146,7 +146,7 @@ def mul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(inline="always")
-def server_term(s, x0, x1, x2, y0, y1, y2, r, i):
+def _server_term(s, x0, x1, x2, y0, y1, y2, r, i):
     """Server s's additive share of x * y (``arith.mul_local``) plus its zero-sharing term."""
     if s == 0:
         return (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
@@ -156,29 +156,48 @@ def server_term(s, x0, x1, x2, y0, y1, y2, r, i):
 
 
 @numba.njit(cache=True, nogil=True)
-def _mul_masked(x, y, r, me, z):
-    """z[s] = server s's additive share of x * y plus its zero-sharing term (``server_term``);
-    ``me`` >= 0 (party mode): only z[me]."""
-    for i in range(x.shape[1]):
-        x0, x1, x2 = x[0, i], x[1, i], x[2, i]
-        y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-        for s in range(3):
-            if me < 0 or s == me:
-                z[s, i] = server_term(s, x0, x1, x2, y0, y1, y2, r, i)
+def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
+    """parts[j, i] = role-j additive share of x_i * y_i (``mul_local`` plus the zero
+    sharing r_s - r_{s+1}, plus component s of the replicated addend when
+    ``has_add``), where role j of element i in chunk k is server s = j + k.
+    ``me`` >= 0 (party mode): only server me's products (the rest stay as given)."""
+    for k in range(3):
+        for i in range(bounds[k], bounds[k + 1]):
+            x0, x1, x2 = x[0, i], x[1, i], x[2, i]
+            y0, y1, y2 = y[0, i], y[1, i], y[2, i]
+            for j in range(3):
+                s = (j + k) % 3
+                if me >= 0 and s != me:     # server me plays role (me - k) in chunk k
+                    continue
+                v = _server_term(s, x0, x1, x2, y0, y1, y2, r, i)
+                if has_add:
+                    v += add[s, i]
+                parts[j, i] = v
+
+
+def masked_products(ctx, x: np.ndarray, y: np.ndarray, cuts=None, add=None) -> tuple:
+    """(shape, parts [3, n]): additive shares of x * y (+ ``add``), masked by a zero
+    sharing, in one pass (``_mul_roles``).  ``cuts``: the chunks of a ``Rotation``
+    (role layout, for the truncation); None: one chunk, so parts[j] is server j's share."""
+    shape = np.broadcast_shapes(x.shape, y.shape)[1:]
+    xf = np.ascontiguousarray(np.broadcast_to(x, (3,) + shape)).reshape(3, -1)
+    yf = np.ascontiguousarray(np.broadcast_to(y, (3,) + shape)).reshape(3, -1)
+    af = xf if add is None else np.ascontiguousarray(np.broadcast_to(add, (3,) + shape)).reshape(3, -1)
+    n = xf.shape[1]
+    if cuts is None:
+        cuts = np.array([0, n, n, n], dtype=np.int64)
+    r = ctx.rand.components((n,))
+    me = ctx.chan.me
+    parts = np.empty((3, n), np.uint64) if me is None else np.zeros((3, n), np.uint64)
+    _mul_roles(xf, yf, r, cuts, -1 if me is None else me, af, add is not None, parts)
+    return shape, parts
 
 
 def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
     """Replicated product without truncation (ABY3 3.2): 1 round, 8 B/elem per server.
 
-    ``mul_local`` and the zero sharing in one pass (``_mul_masked``)."""
-    shape = np.broadcast_shapes(x.shape, y.shape)[1:]
-    xf = np.ascontiguousarray(np.broadcast_to(x, (3,) + shape)).reshape(3, -1)
-    yf = np.ascontiguousarray(np.broadcast_to(y, (3,) + shape)).reshape(3, -1)
-    n = xf.shape[1]
-    r = ctx.rand.components((n,))
-    me = ctx.chan.me
-    z = np.empty((3, n), np.uint64) if me is None else np.zeros((3, n), np.uint64)
-    _mul_masked(xf, yf, r, -1 if me is None else me, z)
+    ``mul_local`` and the zero sharing in one pass (``masked_products``)."""
+    shape, z = masked_products(ctx, x, y)
     return reshare(ctx, z, tag).reshape((3,) + shape)
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .arith import server_term
+from .arith import masked_products
 from .roles import Rotation
 
 TRUNC_INPUT_BITS = 62  # |x| < 2^62 in ring units
@@ -168,45 +168,18 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     return rot.assemble(out).reshape((3,) + shape)
 
 
-@numba.njit(cache=True, nogil=True)
-def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
-    """parts[j, i] = role-j additive share of x_i * y_i (``arith.mul_local`` plus the
-    zero sharing r_s - r_{s+1}, plus component s of the replicated addend when
-    ``has_add``), where role j of element i in chunk k is server s = j + k.
-    ``me`` >= 0 (party mode): only server me's products (the rest stay as given)."""
-    for k in range(3):
-        for i in range(bounds[k], bounds[k + 1]):
-            x0, x1, x2 = x[0, i], x[1, i], x[2, i]
-            y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-            for j in range(3):
-                s = (j + k) % 3
-                if me >= 0 and s != me:     # server me plays role (me - k) in chunk k
-                    continue
-                v = server_term(s, x0, x1, x2, y0, y1, y2, r, i)
-                if has_add:
-                    v += add[s, i]
-                parts[j, i] = v
-
-
 def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
               add: np.ndarray | None = None) -> np.ndarray:
     """Fixed-point product: shares of (x * y) >> m in 2 rounds.
 
     The local products (``arith.mul_local``) and the zero sharing are formed
-    directly in the role layout of the truncation, in one pass.  ``add``:
+    directly in the role layout of the truncation, in one pass
+    (``arith.masked_products``).  ``add``:
     replicated shares added to the product before the truncation (each server
     adds one component it holds), so (x * y + add) >> m costs what the
     product alone does.
     """
-    shape = np.broadcast_shapes(x.shape, y.shape)[1:]
-    xf = np.ascontiguousarray(np.broadcast_to(x, (3,) + shape)).reshape(3, -1)
-    yf = np.ascontiguousarray(np.broadcast_to(y, (3,) + shape)).reshape(3, -1)
-    af = xf if add is None else np.ascontiguousarray(np.broadcast_to(add, (3,) + shape)).reshape(3, -1)
-    n = xf.shape[1]
-    rot = Rotation(n)
-    r = ctx.rand.components((n,))
-    me = ctx.chan.me
-    parts = np.empty((3, n), np.uint64) if me is None else np.zeros((3, n), np.uint64)
-    _mul_roles(xf, yf, r, rot.cuts, -1 if me is None else me, af, add is not None, parts)
+    rot = Rotation(int(np.prod(np.broadcast_shapes(x.shape, y.shape)[1:], dtype=np.int64)))
+    shape, parts = masked_products(ctx, x, y, rot.cuts, add)
     out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag)
     return rot.assemble(out).reshape((3,) + shape)
