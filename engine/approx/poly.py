@@ -47,6 +47,15 @@ def powers(ctx, x: np.ndarray, degree: int, f: int, tag: str) -> dict:
     return pw
 
 
+def _linear(pw: dict, coeffs, scale: int) -> np.ndarray:
+    """sum_{k>=1} round(coeffs[k] 2^scale) pw[k], local (the constant term is the caller's)."""
+    acc = np.zeros(pw[1].shape, np.uint64)
+    for k, c in enumerate(coeffs):
+        if k and c != 0.0:
+            acc += pw[k] * const(round(c * 2.0**scale))
+    return acc
+
+
 def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -> np.ndarray:
     """Shares of sum_k coeffs[k] x^k, from powers, with one truncation.
 
@@ -61,12 +70,7 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
     S = min(44, 61 - f - max(0, math.ceil(math.log2(bound + 1.0))))
     if S < 8:
         raise ValueError(f"{tag}: bound {bound} leaves too little precision for the coefficients")
-    shape = pw[1].shape
-    acc = np.zeros(shape, np.uint64)
-    for k, c in enumerate(coeffs):
-        if k == 0 or c == 0.0:
-            continue
-        acc += pw[k] * const(round(c * 2.0**S))
+    acc = _linear(pw, coeffs, S)
     if extra is not None:
         shares, weight = extra
         acc += shares * const(round(weight * 2.0**S))
@@ -126,17 +130,9 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
         return combine(ctx, powers(ctx, x, max(d, 1), F, tag), [ak / 2.0**r for ak in a], F, bound, tag, extra)
     pw = powers(ctx, x, m, F, tag)                         # u^k at scale F
 
-    def linear(cs, scale):
-        """sum_{k>=1} round(cs[k] 2^scale) u^k, at scale ``scale`` + F."""
-        acc = np.zeros(x.shape, np.uint64)
-        for k, c in enumerate(cs):
-            if k and c != 0.0:
-                acc += pw[k] * const(round(c * 2.0**scale))
-        return acc
-
-    high = linear(a[m:], S - r)                            # H at scale S + f
+    high = _linear(pw, a[m:], S - r)                       # H at scale S + f
     high[0] += const(round(a[m] * 2.0 ** (S + f)))
-    low = linear([0.0] + a[1:m], S) << np.uint64(f)        # L - a_0 at scale S + F + f
+    low = _linear(pw, [0.0] + a[1:m], S) << np.uint64(f)   # L - a_0 at scale S + F + f
     if extra is not None:
         shares, weight = extra                             # at scale f
         low += shares * const(round(weight * 2.0 ** (S + F)))
