@@ -16,7 +16,7 @@ from .comm import CLIENT, MODEL_OWNER
 from .context import Context
 from .fixed import FixedPoint
 from .protocols import arith, compare
-from .protocols.trunc import trunc, trunc_additive
+from .protocols.trunc import matmul_public_trunc, trunc, trunc_additive
 from .ring import as_ring, const
 
 
@@ -240,8 +240,8 @@ class SharedTensor:
             return self._new(arith.matmul_public(self.shares, as_ring(w), self.ctx.chan.me))
         if self.fmt is None:
             raise TypeError(f"{tag}: integer tensor times a float matrix: give the tensor a format first")
-        prod = arith.matmul_public(self.shares, self.fmt.encode(w, f"{tag} operand"), self.ctx.chan.me)
-        return self._new(trunc(self.ctx, prod, self.fmt.frac_bits, tag))
+        w_ring = self.fmt.encode(w, f"{tag} operand")
+        return self._new(matmul_public_trunc(self.ctx, self.shares, w_ring, self.fmt.frac_bits, tag))
 
     def sum_squares(self, weight: float = 1.0, tag: str = "sumsq") -> "SharedTensor":
         """weight * sum of x^2 over the last axis, with one truncation per row (``dot_last``)."""

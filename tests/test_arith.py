@@ -42,6 +42,21 @@ def test_fixed_matmul_secret_and_public_within_one_ulp(data, m, k, n):
         assert all(d in (0, 1) for d in diff.ravel())
 
 
+@given(st.data(), st.integers(1, 3), st.integers(1, 7), st.integers(1, 20), st.integers(1, 5))
+def test_public_matmul_over_leading_axes_within_one_ulp(data, b, m, k, n):
+    """Rows of every leading axis are cut into the truncation's three chunks (any row
+    count, also fewer than three rows); each output is floor or floor + 1."""
+    a = data.draw(hnp.arrays(np.float64, (b, m, k), elements=bounded))
+    w = data.draw(hnp.arrays(np.float64, (k, n), elements=st.floats(-8, 8, allow_nan=False)))
+    x = SharedTensor.from_client(CTX, a)
+    with CTX.chan.measure() as cost:
+        got = _ring(x @ w)
+    want = floor_div(exact_ints(FX.encode(a)) @ exact_ints(FX.encode(w)), F)
+    diff = exact_ints(got) - want
+    assert got.shape == (b, m, n) and all(d in (0, 1) for d in diff.ravel())
+    assert cost.cost.rounds == 2 and cost.cost.max_server_bytes <= 16 * b * m * n + 16
+
+
 def test_batched_matmul_attention_shapes(rng):
     q = rng.normal(size=(2, 4, 16, 8))
     k = rng.normal(size=(2, 4, 8, 16))

@@ -20,12 +20,18 @@ from ..prg import draw_concat
 
 
 class Rotation:
-    """Role bookkeeping for n flattened elements (``rotate=False``: identity)."""
+    """Role bookkeeping for n flattened elements (``rotate=False``: identity).
 
-    def __init__(self, n: int, rotate: bool = True):
+    ``unit``: chunks are cut at multiples of ``unit`` elements (whole rows of a
+    matrix product, so that a server's rows are its chunk's)."""
+
+    def __init__(self, n: int, rotate: bool = True, unit: int = 1):
         self.n = n
         if rotate:
-            cuts = [0, n // 3, (2 * n) // 3, n]
+            if unit < 1 or n % unit:
+                raise ValueError(f"Rotation: {n} elements are not whole units of {unit}")
+            rows = n // unit
+            cuts = [0, rows // 3 * unit, (2 * rows) // 3 * unit, n]
         else:
             cuts = [0, n, n, n]
         self.cuts = np.array(cuts, dtype=np.int64)     # chunk k is [cuts[k], cuts[k+1])

@@ -36,7 +36,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .arith import masked_products
+from ..ring import Limbs, limb_matmul, split_limbs
+from .arith import masked_products, matmul_public
 from .roles import Rotation
 
 TRUNC_INPUT_BITS = 62  # |x| < 2^62 in ring units
@@ -183,3 +184,48 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     shape, parts = masked_products(ctx, x, y, rot.cuts, add)
     out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag)
     return rot.assemble(out).reshape((3,) + shape)
+
+
+def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray | Limbs, m: int, tag: str = "matmul") -> np.ndarray:
+    """Shares of (x @ w) >> m for a public ring matrix w [K, N]: 2 rounds, 16 B per
+    output element per server (the truncation's cost; the product is local).
+
+    The truncation needs only two additive parts, x = A + B with A at role 0
+    (components 0 and 1) and B at role 1 (component 2), and the product is
+    linear, so the parts are the products of (x_0 + x_1) and of x_2: two
+    products of the rows instead of one per component (three in the
+    simulation, two per server in party mode).  The rotation cuts at whole
+    rows, so in party mode a server multiplies only the third of the rows
+    where it plays role 0 and the third where it plays role 1.  A batched w
+    takes ``matmul_public`` (all three components) and ``trunc``.
+    """
+    if x.ndim < 3:
+        raise ValueError(f"{tag}: shares of x need a matrix axis, got shape {x.shape[1:]}")
+    W = w if isinstance(w, Limbs) else split_limbs(np.asarray(w, dtype=np.uint64), public=True)
+    if len(W.shape) != 2:
+        return trunc(ctx, matmul_public(x, W, ctx.chan.me), m, tag)
+    K, N = W.shape
+    if x.shape[-1] != K:
+        raise ValueError(f"{tag}: shapes {x.shape[1:]} and {W.shape} do not chain")
+    lead = x.shape[1:-1]
+    R = int(np.prod(lead, dtype=np.int64))
+    rows = x.reshape(3, R, K)
+    rows_rot = Rotation(R)
+    me = ctx.chan.me
+    blocks = []                         # (role, first row, end row, rows to multiply)
+    for k, lo, hi in rows_rot.chunks:
+        for role in (0, 1):
+            if me is not None and (role + k) % 3 != me:
+                continue
+            src = rows[k, lo:hi] + rows[(k + 1) % 3, lo:hi] if role == 0 else rows[(k + 2) % 3, lo:hi]
+            blocks.append((role, lo, hi, src))
+    parts = np.zeros((2, R, N), np.uint64)
+    if blocks:
+        out = limb_matmul(split_limbs(np.concatenate([b[3] for b in blocks])), W)
+        at = 0
+        for role, lo, hi, _ in blocks:
+            parts[role, lo:hi] = out[at:at + hi - lo]
+            at += hi - lo
+    rot = Rotation(R * N, unit=N)
+    res = trunc_roles(ctx, rot, parts[0].reshape(-1), parts[1].reshape(-1), None, m, tag)
+    return rot.assemble(res).reshape((3,) + lead + (N,))
