@@ -60,6 +60,21 @@ def test_stream_is_aes_ctr_keystream():
     assert np.array_equal(Stream(key).words(8), want)
 
 
+def test_large_draws_split_over_threads_give_the_serial_keystream():
+    """Draws from PARALLEL_MIN_BYTES on are cut into block-aligned pieces encrypted in
+    parallel; the bytes, and every draw after them, are the single keystream's."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from secptune.engine import prg
+
+    key = bytes(range(16))
+    sizes = [3, prg.PARALLEL_MIN_BYTES + 5, 1, 2 * prg.PARALLEL_MIN_BYTES + 7, 9, prg.PARALLEL_MIN_BYTES]
+    s = Stream(key)
+    got = b"".join(s.words(n, np.uint8).tobytes() for n in sizes)
+    want = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor().update(bytes(sum(sizes)))
+    assert got == want and s.bytes_drawn == sum(sizes)
+
+
 def test_stream_output_looks_uniform():
     w = Randomness(3).common.words(1 << 16, np.uint8)
     counts = np.bincount(w, minlength=256)
