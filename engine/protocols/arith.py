@@ -10,6 +10,7 @@ import numpy as np
 
 from ..comm import CLIENT, MODEL_OWNER, PARTY_NAMES, Message
 from ..gemm import secret_matmul
+from ..kernels import elementwise
 from ..ring import Limbs, limb_matmul, split_limbs
 
 
@@ -155,24 +156,24 @@ def _server_term(s, x0, x1, x2, y0, y1, y2, r, i):
     return x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
     """parts[j, i] = role-j additive share of x_i * y_i (``mul_local`` plus the zero
     sharing r_s - r_{s+1}, plus component s of the replicated addend when
     ``has_add``), where role j of element i in chunk k is server s = j + k.
     ``me`` >= 0 (party mode): only server me's products (the rest stay as given)."""
-    for k in range(3):
-        for i in range(bounds[k], bounds[k + 1]):
-            x0, x1, x2 = x[0, i], x[1, i], x[2, i]
-            y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-            for j in range(3):
-                s = (j + k) % 3
-                if me >= 0 and s != me:     # server me plays role (me - k) in chunk k
-                    continue
-                v = _server_term(s, x0, x1, x2, y0, y1, y2, r, i)
-                if has_add:
-                    v += add[s, i]
-                parts[j, i] = v
+    for i in numba.prange(x.shape[1]):
+        k = 0 if i < bounds[1] else (1 if i < bounds[2] else 2)
+        x0, x1, x2 = x[0, i], x[1, i], x[2, i]
+        y0, y1, y2 = y[0, i], y[1, i], y[2, i]
+        for j in range(3):
+            s = (j + k) % 3
+            if me >= 0 and s != me:     # server me plays role (me - k) in chunk k
+                continue
+            v = _server_term(s, x0, x1, x2, y0, y1, y2, r, i)
+            if has_add:
+                v += add[s, i]
+            parts[j, i] = v
 
 
 def masked_products(ctx, x: np.ndarray, y: np.ndarray, cuts=None, add=None) -> tuple:

@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from ..comm import Message, pack_bits, unpack_bits
+from ..kernels import elementwise
 from .roles import Rotation
 
 _U = np.uint64
@@ -41,16 +42,16 @@ _WORD = {64: np.uint64, 32: np.uint32, 16: np.uint16, 8: np.uint8, 4: np.uint8, 
 # ----------------------------------------------------------------------------
 # AND
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _and_local(x, y, r, mask, me, z):
     """z_i = (x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ r_i ^ r_{i+1}) & mask; server i uses only
     components i and i+1 of x, y and of the component streams r (``me`` >= 0: only z_me)."""
     n = x.shape[1]
-    for i in range(3):
-        if me >= 0 and i != me:
-            continue
-        j = (i + 1) % 3
-        for k in range(n):
+    for k in numba.prange(n):
+        for i in range(3):
+            if me >= 0 and i != me:
+                continue
+            j = (i + 1) % 3
             z[i, k] = ((x[i, k] & y[i, k]) ^ (x[i, k] & y[j, k]) ^ (x[j, k] & y[i, k])
                        ^ r[i, k] ^ r[j, k]) & mask
 
@@ -93,7 +94,7 @@ def _even_bits(x):
     return x
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _tree_level(gh, t, hp, half, first, left, right, gh_out):
     """One tree level on flat arrays, from the previous level's AND.
 
@@ -103,7 +104,7 @@ def _tree_level(gh, t, hp, half, first, left, right, gh_out):
     and gh_out = Gh.
     """
     mask = (_U(1) << _U(hp)) - _U(1)
-    for i in range(gh.size):
+    for i in numba.prange(gh.size):
         if first:
             g = _U(gh[i])
             p = _U(t[i])
@@ -139,11 +140,11 @@ def _pair_bits(w, width):
     return h, l_, h & l_
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _role0_share(a, F0, F1, t0, t1, width, F2, t2):
     """Role 0: the third components of a_h, a_l, a_h a_l (F2) and of its top bit (t2)."""
     top = _U(width - 1)
-    for i in range(a.size):
+    for i in numba.prange(a.size):
         h, l_, hl = _pair_bits(a[i], width)
         F2[i, 0] = h ^ F0[i, 0] ^ F1[i, 0]
         F2[i, 1] = l_ ^ F0[i, 1] ^ F1[i, 1]
@@ -151,11 +152,11 @@ def _role0_share(a, F0, F1, t0, t1, width, F2, t2):
         t2[i] = np.uint8((a[i] >> top) & _U(1)) ^ t0[i] ^ t1[i]
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise(1)
 def _cross(F, y, mg, mp, add_yhl, width, out):
     """(G, P) cross terms of a share component F of (a_h, a_l, a_h a_l) with y, masked:
     G = F_h Y_h ^ F_hl Y_l ^ F_l Y_hl ^ mg,  P = F_hl ^ F_h Y_l ^ F_l Y_h ^ mp (^ Y_hl)."""
-    for i in range(y.size):
+    for i in numba.prange(y.size):
         yh, yl, yhl = _pair_bits(y[i], width)
         fh, fl, fhl = F[i, 0], F[i, 1], F[i, 2]
         out[i, 0] = (fh & yh) ^ (fhl & yl) ^ (fl & yhl) ^ mg[i]
@@ -253,34 +254,34 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int =
     return top ^ (gh ^ t).reshape(3, n).astype(np.uint8)
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise(2)
 def _b2a_share(b, cuts, u0, u1, mu, u2, w0, w1, y):
     """Round 1 of ``bit_to_arith`` in role layout: u = b_r0 ^ b_r1 and u2 = u - u0 - u1
     (role 0), w0 = u0 y + mu0 (role 2), w1 = u1 y + mu1 (role 1), y = b_r2 (roles 1, 2);
     role component j of chunk k is real component j + k."""
-    for k in range(3):
+    for i in numba.prange(u0.size):
+        k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
         c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
-        for i in range(cuts[k], cuts[k + 1]):
-            u = _U(b[c0, i] ^ b[c1, i])
-            yi = _U(b[c2, i])
-            y[i] = yi
-            u2[i] = u - u0[i] - u1[i]
-            w0[i] = u0[i] * yi + mu[i, 0]
-            w1[i] = u1[i] * yi + mu[i, 1]
+        u = _U(b[c0, i] ^ b[c1, i])
+        yi = _U(b[c2, i])
+        y[i] = yi
+        u2[i] = u - u0[i] - u1[i]
+        w0[i] = u0[i] * yi + mu[i, 0]
+        w1[i] = u1[i] * yi + mu[i, 1]
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise(1)
 def _b2a_finish(cuts, u0, u1, u2r, w0r, w1r, y, mu, out):
     """Round 2: out (real layout) = role components (u0 - 2 w0, u1 - 2 w1, u2 + y - 2 w2),
     w2 = u2 y - mu0 - mu1."""
     two = _U(2)
-    for k in range(3):
+    for i in numba.prange(u0.size):
+        k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
         c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
-        for i in range(cuts[k], cuts[k + 1]):
-            w2 = u2r[i] * y[i] - mu[i, 0] - mu[i, 1]
-            out[c0, i] = u0[i] - two * w0r[i]
-            out[c1, i] = u1[i] - two * w1r[i]
-            out[c2, i] = u2r[i] + y[i] - two * w2
+        w2 = u2r[i] * y[i] - mu[i, 0] - mu[i, 1]
+        out[c0, i] = u0[i] - two * w0r[i]
+        out[c1, i] = u1[i] - two * w1r[i]
+        out[c2, i] = u2r[i] + y[i] - two * w2
 
 
 def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..kernels import elementwise
 from ..ring import Limbs, limb_matmul, split_limbs
 from .arith import masked_products, matmul_public
 from .roles import Rotation
@@ -46,24 +47,24 @@ _U = np.uint64
 
 # -- party-local steps (one kernel per role and step) ----------------------
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _helper_step(ra, rb, a0, b0, m, out_a, out_b):
     """Role 2: role 1's halves of r_low >> m (out_a) and r_63 (out_b)."""
     low63 = _U((1 << 63) - 1)
-    for i in range(ra.size):
+    for i in numba.prange(ra.size):
         r = ra[i] + rb[i]
         out_a[i] = ((r & low63) >> _U(m)) - a0[i]
         out_b[i] = (r >> _U(63)) - b0[i]
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _mask_step(part, r, offset, out):
     """Roles 0 and 1: their part of x plus the mask (and role 0's offset 2^62)."""
-    for i in range(part.size):
+    for i in numba.prange(part.size):
         out[i] = part[i] + r[i] + offset
 
 
-@numba.njit(cache=True, nogil=True)
+@elementwise()
 def _correct_step(mine, got, extra, has_extra, a, b, const_term, m, mask, out):
     """Roles 0 and 1: from c = mine + got (+ extra), their share of the result, masked.
 
@@ -73,7 +74,7 @@ def _correct_step(mine, got, extra, has_extra, a, b, const_term, m, mask, out):
     low63 = _U((1 << 63) - 1)
     hi = _U(63 - m)
     off = _U(1) << _U(62 - m)
-    for i in range(mine.size):
+    for i in numba.prange(mine.size):
         c = mine[i] + got[i]
         if has_extra:
             c += extra[i]
