@@ -38,7 +38,7 @@ def elementwise(size_arg: int = 0):
 
         @functools.wraps(fn)
         def call(*args):
-            kernel = parallel if args[size_arg].size >= PARALLEL_MIN_ITEMS else serial
+            kernel = call.parallel if args[size_arg].size >= PARALLEL_MIN_ITEMS else call.serial
             return kernel(*args)
 
         call.serial, call.parallel = serial, parallel

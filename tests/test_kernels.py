@@ -1,0 +1,39 @@
+"""The two compilations of an elementwise kernel agree, and the dispatcher picks by size."""
+
+import numpy as np
+
+from secptune.engine import kernels
+from secptune.engine.protocols.arith import _mul_roles
+from secptune.engine.protocols.trunc import _correct_step
+
+
+def test_serial_and_parallel_compilations_write_the_same_words():
+    rng = np.random.default_rng(0)
+    n = 3000
+    x, y, r, add = (rng.integers(0, 2**64, (3, n), dtype=np.uint64) for _ in range(4))
+    cuts = np.array([0, 1000, 2000, n], np.int64)
+    for me in (-1, 1):
+        a, b = np.zeros((3, n), np.uint64), np.zeros((3, n), np.uint64)
+        _mul_roles.serial(x, y, r, cuts, me, add, True, a)
+        _mul_roles.parallel(x, y, r, cuts, me, add, True, b)
+        assert np.array_equal(a, b) and a.any()
+    v = [rng.integers(0, 2**64, n, dtype=np.uint64) for _ in range(6)]
+    outs = [np.zeros(n, np.uint64), np.zeros(n, np.uint64)]
+    for kern, out in zip((_correct_step.serial, _correct_step.parallel), outs):
+        kern(v[0], v[1], v[2], True, v[3], v[4], 1, 14, v[5], out)
+    assert np.array_equal(*outs)
+
+
+def test_dispatch_by_size(monkeypatch):
+    calls = []
+
+    @kernels.elementwise()
+    def fill(a, value):
+        for i in range(a.size):
+            a[i] = value
+
+    monkeypatch.setattr(fill, "serial", lambda *a: calls.append("serial"))
+    monkeypatch.setattr(fill, "parallel", lambda *a: calls.append("parallel"))
+    fill(np.zeros(kernels.PARALLEL_MIN_ITEMS - 1), 1.0)
+    fill(np.zeros(kernels.PARALLEL_MIN_ITEMS), 1.0)
+    assert calls == ["serial", "parallel"]
