@@ -1,21 +1,21 @@
-"""Exact uint64 matmul modulo 2^64 with a register-blocked Numba kernel.
+"""Exact uint64 matmul modulo 2^64 with a register-tiled Numba kernel.
 
-For two operands with uniform 64-bit entries (secret shares), the limb
-products of ``ring.limb_matmul`` cost five float64 GEMMs per ring product.
-This CPU has 64-bit integer vector multiplies (AVX-512DQ ``vpmullq``), and
-a plain multiply-add loop over uint64 wraps modulo 2^64 by itself, so one
-integer pass does the product directly: each tile of 4 x 8 outputs is kept
-in 32 scalar accumulators (LLVM turns them into vector registers) while the
-inner dimension streams through packed panels of both operands (about 12
-G multiply-adds per second on the 2 cores here).  Against the limb products,
-the in-process secret x secret ``arith.matmul_local`` on this machine: 2.0-2.5x
-faster on attention's batched products (32 x 12 heads of 64 x 32 x 64),
-1.06-1.2x on the encoder's linear layers (2048 x 384 x 1536 and the like),
-0.40-1.01x on 2-D products of 64 to 256 rows, which therefore keep the limb
-path (``secret_matmul``); the private-weight MiniLM forward went from 24.9 s
-to 22.4 s.  No float64 limb copies (a quarter of the memory).  Public
-matrices with small entries keep the limb path, which needs only one limb
-for them (``ring.limb_matmul``).
+A plain multiply-add loop over uint64 wraps modulo 2^64 by itself, and this
+CPU has 64-bit integer vector multiplies (AVX-512DQ ``vpmullq``), so one
+integer pass gives the ring product of any two operands: shares times shares
+and shares times public fixed-point weights alike.  Each tile of 4 x 4
+outputs is 16 dot products over the inner dimension, contiguous in both
+operands (B is transposed once per call), which LLVM turns into 16 vector
+reductions held in registers.  About 55-60 G multiply-adds per second on the
+2 cores here (2048 x 384 x 1536: 31 ms).
+
+Measured against the float64-limb products this replaced (signed 22/21/21-bit
+limbs, five BLAS calls per secret product, three per public one) and against
+the previous tile layout (4 x 8 outputs over k-major panels, which LLVM
+vectorised across k with its 32 accumulators spilled to the stack: 11.4 G
+per second): secret x secret 3.5-9x faster than the limbs, secret x public
+1.4-5.6x (measured on the encoder's shapes; ``python -m bench.ops`` times
+``matmul_ss`` and ``matmul_sp``).
 
 Tiles run in parallel over Numba's threads when the product is large enough
 to repay waking them (``PARALLEL_MIN_MACS``); small products run on one
@@ -38,40 +38,43 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 from . import gemm_kernels
-from .ring import ring_matmul
 
-MR, NR = 4, 8                       # output tile: MR rows x NR columns in registers
+MR, NR = 4, 4                       # output tile: MR x NR dot products in vector registers
 PARALLEL_MIN_MACS = 1 << 22         # below this many multiply-adds, one thread
-KERNEL_MIN_ROWS = 512               # 2-D products with fewer rows run faster as limb products here
 
 
 def kernel_source() -> str:
     """The source of ``gemm_kernels.py``: the tile kernel written out, serial and parallel.
 
-    The MR x NR accumulators must be scalars for LLVM to keep them in
-    registers (an array would be reloaded and stored every step), so the
-    kernel is generated; it lives in a real file so that Numba caches it.
-    ``python tools/make_gemm_kernels.py`` rewrites the file; a test checks it is current.
+    Each tile of MR x NR outputs is MR x NR dot products over the inner
+    dimension, which is contiguous in both operands (rows of A, rows of B
+    transposed).  The accumulators are scalars (an array would be reloaded and
+    stored every step); LLVM vectorises the loop over k into MR x NR vector
+    reductions (16 accumulator registers for 4 x 4) fed by contiguous loads.
+    Edge tiles read clamped rows (in bounds, results discarded) and store
+    only what lies inside C.  The kernel is generated; it lives in a real
+    file so that Numba caches it.  ``python tools/make_gemm_kernels.py``
+    rewrites the file; a test checks it is current.
     """
     acc = [f"c{r}{c}" for r in range(MR) for c in range(NR)]
     body = [
-        "    nb, mb, K, _ = Ap.shape",
-        "    nbb = Bp.shape[1]",
-        "    M, N = C.shape[1], C.shape[2]",
-        "    for t in {loop}(C.shape[0] * mb * nbb):",
-        "        b = t // (mb * nbb)",
-        "        ib = (t // nbb) % mb",
-        "        jb = t % nbb",
-        "        ba = b if nb > 1 else 0",
-        "        bb = b if Bp.shape[0] > 1 else 0",
-        "        " + " = ".join(acc) + " = np.uint64(0)",
-        "        for k in range(K):",
+        "    nba, M, K = A.shape",
+        "    nbb, N = Bt.shape[0], Bt.shape[1]",
+        f"    mb = (M + {MR - 1}) // {MR}",
+        f"    nbt = (N + {NR - 1}) // {NR}",
+        "    for t in {loop}(C.shape[0] * mb * nbt):",
+        "        b = t // (mb * nbt)",
+        f"        i0 = ((t // nbt) % mb) * {MR}",
+        f"        j0 = (t % nbt) * {NR}",
+        "        ba = b if nba > 1 else 0",
+        "        bb = b if nbb > 1 else 0",
     ]
-    body += [f"            b{c} = Bp[bb, jb, k, {c}]" for c in range(NR)]
-    for r in range(MR):
-        body.append(f"            a{r} = Ap[ba, ib, k, {r}]")
-        body += [f"            c{r}{c} += a{r} * b{c}" for c in range(NR)]
-    body += [f"        i0 = ib * {MR}", f"        j0 = jb * {NR}"]
+    body += [f"        a{r} = A[ba, min(i0 + {r}, M - 1)]" for r in range(MR)]
+    body += [f"        b{c} = Bt[bb, min(j0 + {c}, N - 1)]" for c in range(NR)]
+    body += ["        " + " = ".join(acc) + " = np.uint64(0)", "        for k in range(K):"]
+    body += [f"            x{r} = a{r}[k]" for r in range(MR)]
+    body += [f"            y{c} = b{c}[k]" for c in range(NR)]
+    body += [f"            c{r}{c} += x{r} * y{c}" for r in range(MR) for c in range(NR)]
     for r in range(MR):
         body.append(f"        if i0 + {r} < M:")
         for c in range(NR):
@@ -86,20 +89,10 @@ def kernel_source() -> str:
     ]
     out = head
     for name, loop, par in (("tiles_serial", "range", "False"), ("tiles_parallel", "numba.prange", "True")):
-        out += ["", "", f"@numba.njit(cache=True, nogil=True, parallel={par})", f"def {name}(Ap, Bp, C):",
-                f'    """C[b] = A[b] @ B[b] mod 2^64 from panels Ap [nb, M/{MR}, K, {MR}], Bp [nb, N/{NR}, K, {NR}]."""']
+        out += ["", "", f"@numba.njit(cache=True, nogil=True, parallel={par})", f"def {name}(A, Bt, C):",
+                '    """C[b] = A[b] @ Bt[b]^T mod 2^64 for A [nb, M, K], Bt [nb, N, K] (a batch of 1 broadcasts)."""']
         out += [line.format(loop=loop) if "{loop}" in line else line for line in body]
     return "\n".join(out) + "\n"
-
-
-def _panels(a: np.ndarray, width: int) -> np.ndarray:
-    """[nb, R, K] -> [nb, ceil(R / width), K, width]: row blocks of ``width``, zero-padded,
-    each stored k-major so that a tile's step reads ``width`` adjacent words."""
-    nb, R, K = a.shape
-    Rp = -(-R // width) * width
-    p = np.zeros((nb, Rp, K), np.uint64)
-    p[:, :R] = a
-    return np.ascontiguousarray(p.reshape(nb, Rp // width, width, K).transpose(0, 1, 3, 2))
 
 
 def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -122,22 +115,9 @@ def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     nb = int(np.prod(batch, dtype=np.int64)) if batch else 1
     if not (nb and M and N and K):
         return np.zeros(batch + (M, N), np.uint64)
-    a3, b3 = flat(a, M, K), flat(b, K, N)
+    a3 = np.ascontiguousarray(flat(a, M, K))
+    bt = np.ascontiguousarray(np.swapaxes(flat(b, K, N), -1, -2))
     out = np.empty((nb, M, N), np.uint64)
-    ap = _panels(a3, MR)
-    bp = _panels(np.swapaxes(b3, -1, -2), NR)
     kernel = gemm_kernels.tiles_parallel if nb * M * N * K >= PARALLEL_MIN_MACS else gemm_kernels.tiles_serial
-    kernel(ap, bp, out)
+    kernel(a3, bt, out)
     return out.reshape(batch + (M, N))
-
-
-
-def secret_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact (a @ b) mod 2^64 for operands with uniform 64-bit entries (shares): the
-    uint64 kernel for batched products and from KERNEL_MIN_ROWS rows on, float64 limb
-    products below (the crossover measured on this machine, 2-D: 0.97-1.01x at 256
-    rows, 1.03-1.17x at 512)."""
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    if int(np.prod(batch, dtype=np.int64)) > 1 or a.shape[-2] >= KERNEL_MIN_ROWS:
-        return u64_matmul(a, b)
-    return ring_matmul(a, b)

@@ -3,69 +3,56 @@
 import numba
 import numpy as np
 
-MR, NR = 4, 8
+MR, NR = 4, 4
 
 
 @numba.njit(cache=True, nogil=True, parallel=False)
-def tiles_serial(Ap, Bp, C):
-    """C[b] = A[b] @ B[b] mod 2^64 from panels Ap [nb, M/4, K, 4], Bp [nb, N/8, K, 8]."""
-    nb, mb, K, _ = Ap.shape
-    nbb = Bp.shape[1]
-    M, N = C.shape[1], C.shape[2]
-    for t in range(C.shape[0] * mb * nbb):
-        b = t // (mb * nbb)
-        ib = (t // nbb) % mb
-        jb = t % nbb
-        ba = b if nb > 1 else 0
-        bb = b if Bp.shape[0] > 1 else 0
-        c00 = c01 = c02 = c03 = c04 = c05 = c06 = c07 = c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = c20 = c21 = c22 = c23 = c24 = c25 = c26 = c27 = c30 = c31 = c32 = c33 = c34 = c35 = c36 = c37 = np.uint64(0)
+def tiles_serial(A, Bt, C):
+    """C[b] = A[b] @ Bt[b]^T mod 2^64 for A [nb, M, K], Bt [nb, N, K] (a batch of 1 broadcasts)."""
+    nba, M, K = A.shape
+    nbb, N = Bt.shape[0], Bt.shape[1]
+    mb = (M + 3) // 4
+    nbt = (N + 3) // 4
+    for t in range(C.shape[0] * mb * nbt):
+        b = t // (mb * nbt)
+        i0 = ((t // nbt) % mb) * 4
+        j0 = (t % nbt) * 4
+        ba = b if nba > 1 else 0
+        bb = b if nbb > 1 else 0
+        a0 = A[ba, min(i0 + 0, M - 1)]
+        a1 = A[ba, min(i0 + 1, M - 1)]
+        a2 = A[ba, min(i0 + 2, M - 1)]
+        a3 = A[ba, min(i0 + 3, M - 1)]
+        b0 = Bt[bb, min(j0 + 0, N - 1)]
+        b1 = Bt[bb, min(j0 + 1, N - 1)]
+        b2 = Bt[bb, min(j0 + 2, N - 1)]
+        b3 = Bt[bb, min(j0 + 3, N - 1)]
+        c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = np.uint64(0)
         for k in range(K):
-            b0 = Bp[bb, jb, k, 0]
-            b1 = Bp[bb, jb, k, 1]
-            b2 = Bp[bb, jb, k, 2]
-            b3 = Bp[bb, jb, k, 3]
-            b4 = Bp[bb, jb, k, 4]
-            b5 = Bp[bb, jb, k, 5]
-            b6 = Bp[bb, jb, k, 6]
-            b7 = Bp[bb, jb, k, 7]
-            a0 = Ap[ba, ib, k, 0]
-            c00 += a0 * b0
-            c01 += a0 * b1
-            c02 += a0 * b2
-            c03 += a0 * b3
-            c04 += a0 * b4
-            c05 += a0 * b5
-            c06 += a0 * b6
-            c07 += a0 * b7
-            a1 = Ap[ba, ib, k, 1]
-            c10 += a1 * b0
-            c11 += a1 * b1
-            c12 += a1 * b2
-            c13 += a1 * b3
-            c14 += a1 * b4
-            c15 += a1 * b5
-            c16 += a1 * b6
-            c17 += a1 * b7
-            a2 = Ap[ba, ib, k, 2]
-            c20 += a2 * b0
-            c21 += a2 * b1
-            c22 += a2 * b2
-            c23 += a2 * b3
-            c24 += a2 * b4
-            c25 += a2 * b5
-            c26 += a2 * b6
-            c27 += a2 * b7
-            a3 = Ap[ba, ib, k, 3]
-            c30 += a3 * b0
-            c31 += a3 * b1
-            c32 += a3 * b2
-            c33 += a3 * b3
-            c34 += a3 * b4
-            c35 += a3 * b5
-            c36 += a3 * b6
-            c37 += a3 * b7
-        i0 = ib * 4
-        j0 = jb * 8
+            x0 = a0[k]
+            x1 = a1[k]
+            x2 = a2[k]
+            x3 = a3[k]
+            y0 = b0[k]
+            y1 = b1[k]
+            y2 = b2[k]
+            y3 = b3[k]
+            c00 += x0 * y0
+            c01 += x0 * y1
+            c02 += x0 * y2
+            c03 += x0 * y3
+            c10 += x1 * y0
+            c11 += x1 * y1
+            c12 += x1 * y2
+            c13 += x1 * y3
+            c20 += x2 * y0
+            c21 += x2 * y1
+            c22 += x2 * y2
+            c23 += x2 * y3
+            c30 += x3 * y0
+            c31 += x3 * y1
+            c32 += x3 * y2
+            c33 += x3 * y3
         if i0 + 0 < M:
             if j0 + 0 < N:
                 C[b, i0 + 0, j0 + 0] = c00
@@ -75,14 +62,6 @@ def tiles_serial(Ap, Bp, C):
                 C[b, i0 + 0, j0 + 2] = c02
             if j0 + 3 < N:
                 C[b, i0 + 0, j0 + 3] = c03
-            if j0 + 4 < N:
-                C[b, i0 + 0, j0 + 4] = c04
-            if j0 + 5 < N:
-                C[b, i0 + 0, j0 + 5] = c05
-            if j0 + 6 < N:
-                C[b, i0 + 0, j0 + 6] = c06
-            if j0 + 7 < N:
-                C[b, i0 + 0, j0 + 7] = c07
         if i0 + 1 < M:
             if j0 + 0 < N:
                 C[b, i0 + 1, j0 + 0] = c10
@@ -92,14 +71,6 @@ def tiles_serial(Ap, Bp, C):
                 C[b, i0 + 1, j0 + 2] = c12
             if j0 + 3 < N:
                 C[b, i0 + 1, j0 + 3] = c13
-            if j0 + 4 < N:
-                C[b, i0 + 1, j0 + 4] = c14
-            if j0 + 5 < N:
-                C[b, i0 + 1, j0 + 5] = c15
-            if j0 + 6 < N:
-                C[b, i0 + 1, j0 + 6] = c16
-            if j0 + 7 < N:
-                C[b, i0 + 1, j0 + 7] = c17
         if i0 + 2 < M:
             if j0 + 0 < N:
                 C[b, i0 + 2, j0 + 0] = c20
@@ -109,14 +80,6 @@ def tiles_serial(Ap, Bp, C):
                 C[b, i0 + 2, j0 + 2] = c22
             if j0 + 3 < N:
                 C[b, i0 + 2, j0 + 3] = c23
-            if j0 + 4 < N:
-                C[b, i0 + 2, j0 + 4] = c24
-            if j0 + 5 < N:
-                C[b, i0 + 2, j0 + 5] = c25
-            if j0 + 6 < N:
-                C[b, i0 + 2, j0 + 6] = c26
-            if j0 + 7 < N:
-                C[b, i0 + 2, j0 + 7] = c27
         if i0 + 3 < M:
             if j0 + 0 < N:
                 C[b, i0 + 3, j0 + 0] = c30
@@ -126,76 +89,55 @@ def tiles_serial(Ap, Bp, C):
                 C[b, i0 + 3, j0 + 2] = c32
             if j0 + 3 < N:
                 C[b, i0 + 3, j0 + 3] = c33
-            if j0 + 4 < N:
-                C[b, i0 + 3, j0 + 4] = c34
-            if j0 + 5 < N:
-                C[b, i0 + 3, j0 + 5] = c35
-            if j0 + 6 < N:
-                C[b, i0 + 3, j0 + 6] = c36
-            if j0 + 7 < N:
-                C[b, i0 + 3, j0 + 7] = c37
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def tiles_parallel(Ap, Bp, C):
-    """C[b] = A[b] @ B[b] mod 2^64 from panels Ap [nb, M/4, K, 4], Bp [nb, N/8, K, 8]."""
-    nb, mb, K, _ = Ap.shape
-    nbb = Bp.shape[1]
-    M, N = C.shape[1], C.shape[2]
-    for t in numba.prange(C.shape[0] * mb * nbb):
-        b = t // (mb * nbb)
-        ib = (t // nbb) % mb
-        jb = t % nbb
-        ba = b if nb > 1 else 0
-        bb = b if Bp.shape[0] > 1 else 0
-        c00 = c01 = c02 = c03 = c04 = c05 = c06 = c07 = c10 = c11 = c12 = c13 = c14 = c15 = c16 = c17 = c20 = c21 = c22 = c23 = c24 = c25 = c26 = c27 = c30 = c31 = c32 = c33 = c34 = c35 = c36 = c37 = np.uint64(0)
+def tiles_parallel(A, Bt, C):
+    """C[b] = A[b] @ Bt[b]^T mod 2^64 for A [nb, M, K], Bt [nb, N, K] (a batch of 1 broadcasts)."""
+    nba, M, K = A.shape
+    nbb, N = Bt.shape[0], Bt.shape[1]
+    mb = (M + 3) // 4
+    nbt = (N + 3) // 4
+    for t in numba.prange(C.shape[0] * mb * nbt):
+        b = t // (mb * nbt)
+        i0 = ((t // nbt) % mb) * 4
+        j0 = (t % nbt) * 4
+        ba = b if nba > 1 else 0
+        bb = b if nbb > 1 else 0
+        a0 = A[ba, min(i0 + 0, M - 1)]
+        a1 = A[ba, min(i0 + 1, M - 1)]
+        a2 = A[ba, min(i0 + 2, M - 1)]
+        a3 = A[ba, min(i0 + 3, M - 1)]
+        b0 = Bt[bb, min(j0 + 0, N - 1)]
+        b1 = Bt[bb, min(j0 + 1, N - 1)]
+        b2 = Bt[bb, min(j0 + 2, N - 1)]
+        b3 = Bt[bb, min(j0 + 3, N - 1)]
+        c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = np.uint64(0)
         for k in range(K):
-            b0 = Bp[bb, jb, k, 0]
-            b1 = Bp[bb, jb, k, 1]
-            b2 = Bp[bb, jb, k, 2]
-            b3 = Bp[bb, jb, k, 3]
-            b4 = Bp[bb, jb, k, 4]
-            b5 = Bp[bb, jb, k, 5]
-            b6 = Bp[bb, jb, k, 6]
-            b7 = Bp[bb, jb, k, 7]
-            a0 = Ap[ba, ib, k, 0]
-            c00 += a0 * b0
-            c01 += a0 * b1
-            c02 += a0 * b2
-            c03 += a0 * b3
-            c04 += a0 * b4
-            c05 += a0 * b5
-            c06 += a0 * b6
-            c07 += a0 * b7
-            a1 = Ap[ba, ib, k, 1]
-            c10 += a1 * b0
-            c11 += a1 * b1
-            c12 += a1 * b2
-            c13 += a1 * b3
-            c14 += a1 * b4
-            c15 += a1 * b5
-            c16 += a1 * b6
-            c17 += a1 * b7
-            a2 = Ap[ba, ib, k, 2]
-            c20 += a2 * b0
-            c21 += a2 * b1
-            c22 += a2 * b2
-            c23 += a2 * b3
-            c24 += a2 * b4
-            c25 += a2 * b5
-            c26 += a2 * b6
-            c27 += a2 * b7
-            a3 = Ap[ba, ib, k, 3]
-            c30 += a3 * b0
-            c31 += a3 * b1
-            c32 += a3 * b2
-            c33 += a3 * b3
-            c34 += a3 * b4
-            c35 += a3 * b5
-            c36 += a3 * b6
-            c37 += a3 * b7
-        i0 = ib * 4
-        j0 = jb * 8
+            x0 = a0[k]
+            x1 = a1[k]
+            x2 = a2[k]
+            x3 = a3[k]
+            y0 = b0[k]
+            y1 = b1[k]
+            y2 = b2[k]
+            y3 = b3[k]
+            c00 += x0 * y0
+            c01 += x0 * y1
+            c02 += x0 * y2
+            c03 += x0 * y3
+            c10 += x1 * y0
+            c11 += x1 * y1
+            c12 += x1 * y2
+            c13 += x1 * y3
+            c20 += x2 * y0
+            c21 += x2 * y1
+            c22 += x2 * y2
+            c23 += x2 * y3
+            c30 += x3 * y0
+            c31 += x3 * y1
+            c32 += x3 * y2
+            c33 += x3 * y3
         if i0 + 0 < M:
             if j0 + 0 < N:
                 C[b, i0 + 0, j0 + 0] = c00
@@ -205,14 +147,6 @@ def tiles_parallel(Ap, Bp, C):
                 C[b, i0 + 0, j0 + 2] = c02
             if j0 + 3 < N:
                 C[b, i0 + 0, j0 + 3] = c03
-            if j0 + 4 < N:
-                C[b, i0 + 0, j0 + 4] = c04
-            if j0 + 5 < N:
-                C[b, i0 + 0, j0 + 5] = c05
-            if j0 + 6 < N:
-                C[b, i0 + 0, j0 + 6] = c06
-            if j0 + 7 < N:
-                C[b, i0 + 0, j0 + 7] = c07
         if i0 + 1 < M:
             if j0 + 0 < N:
                 C[b, i0 + 1, j0 + 0] = c10
@@ -222,14 +156,6 @@ def tiles_parallel(Ap, Bp, C):
                 C[b, i0 + 1, j0 + 2] = c12
             if j0 + 3 < N:
                 C[b, i0 + 1, j0 + 3] = c13
-            if j0 + 4 < N:
-                C[b, i0 + 1, j0 + 4] = c14
-            if j0 + 5 < N:
-                C[b, i0 + 1, j0 + 5] = c15
-            if j0 + 6 < N:
-                C[b, i0 + 1, j0 + 6] = c16
-            if j0 + 7 < N:
-                C[b, i0 + 1, j0 + 7] = c17
         if i0 + 2 < M:
             if j0 + 0 < N:
                 C[b, i0 + 2, j0 + 0] = c20
@@ -239,14 +165,6 @@ def tiles_parallel(Ap, Bp, C):
                 C[b, i0 + 2, j0 + 2] = c22
             if j0 + 3 < N:
                 C[b, i0 + 2, j0 + 3] = c23
-            if j0 + 4 < N:
-                C[b, i0 + 2, j0 + 4] = c24
-            if j0 + 5 < N:
-                C[b, i0 + 2, j0 + 5] = c25
-            if j0 + 6 < N:
-                C[b, i0 + 2, j0 + 6] = c26
-            if j0 + 7 < N:
-                C[b, i0 + 2, j0 + 7] = c27
         if i0 + 3 < M:
             if j0 + 0 < N:
                 C[b, i0 + 3, j0 + 0] = c30
@@ -256,11 +174,3 @@ def tiles_parallel(Ap, Bp, C):
                 C[b, i0 + 3, j0 + 2] = c32
             if j0 + 3 < N:
                 C[b, i0 + 3, j0 + 3] = c33
-            if j0 + 4 < N:
-                C[b, i0 + 3, j0 + 4] = c34
-            if j0 + 5 < N:
-                C[b, i0 + 3, j0 + 5] = c35
-            if j0 + 6 < N:
-                C[b, i0 + 3, j0 + 6] = c36
-            if j0 + 7 < N:
-                C[b, i0 + 3, j0 + 7] = c37

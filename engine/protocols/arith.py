@@ -9,9 +9,8 @@ import numba
 import numpy as np
 
 from ..comm import CLIENT, MODEL_OWNER, PARTY_NAMES, Message
-from ..gemm import secret_matmul
+from ..gemm import u64_matmul
 from ..kernels import elementwise
-from ..ring import Limbs, limb_matmul, split_limbs
 
 
 def _next(x: np.ndarray) -> np.ndarray:
@@ -208,8 +207,7 @@ def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndar
         Z_0 = (X_0 + X_1)(Y_0 + Y_1),  Z_1 = [X_1 | X_2] [Y_2 ; Y_1 + Y_2],
         Z_2 = [X_2 | X_0] [Y_0 ; Y_2]:
 
-    one product per server (``gemm.secret_matmul``: the uint64 kernel, or
-    float64 limb products for small 2-D ones), the two terms of servers 1
+    one product per server (``gemm.u64_matmul``), the two terms of servers 1
     and 2 as one product over the doubled inner dimension.
     Communication does not depend on the inner dimension.  ``me`` (party
     mode): only that server's Z_me (the client and the model owner compute
@@ -219,11 +217,11 @@ def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndar
     z = np.zeros((3,) + out_shape, dtype=np.uint64)
     for i in range(3) if me is None else ([me] if me < 3 else []):
         if i == 0:
-            z[0] = secret_matmul(x[0] + x[1], y[0] + y[1])
+            z[0] = u64_matmul(x[0] + x[1], y[0] + y[1])
         elif i == 1:
-            z[1] = secret_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2))
+            z[1] = u64_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2))
         else:
-            z[2] = secret_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2))
+            z[2] = u64_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2))
     return z
 
 
@@ -234,20 +232,16 @@ def matmul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "matmul") -> np.ndar
     return reshare(ctx, z, tag)
 
 
-def matmul_public(x: np.ndarray, w: np.ndarray | Limbs, me: int | None = None) -> np.ndarray:
-    """Shares of x @ w for a public matrix w: component-wise, local, no communication.
+def matmul_public(x: np.ndarray, w: np.ndarray, me: int | None = None) -> np.ndarray:
+    """Shares of x @ w for a public ring matrix w: component-wise, local, no communication.
 
     ``me`` (party mode): only the two components that server holds (none for
     the client and the model owner)."""
     if x.ndim < 3:
         raise ValueError(f"matmul_public: shares of x need a matrix axis, got shape {x.shape[1:]}")
-    W = w if isinstance(w, Limbs) else split_limbs(np.asarray(w, dtype=np.uint64), public=True)
-    m = x.shape[-2]
+    w = np.asarray(w, dtype=np.uint64)
     comps = [0, 1, 2] if me is None else ([me, (me + 1) % 3] if me < 3 else [])
-    out_shape = x.shape[1:-1] + (W.shape[-1] if isinstance(W, Limbs) else np.shape(w)[-1],)
-    res = np.zeros((3,) + out_shape, dtype=np.uint64)
-    if comps:
-        out = limb_matmul(split_limbs(np.concatenate([x[j] for j in comps], axis=-2)), W)
-        for k, j in enumerate(comps):
-            res[j] = out[..., k * m:(k + 1) * m, :]
+    res = np.zeros((3,) + np.broadcast_shapes(x.shape[1:-2], w.shape[:-2]) + (x.shape[-2], w.shape[-1]), np.uint64)
+    for j in comps:
+        res[j] = u64_matmul(x[j], w)
     return res

@@ -37,7 +37,7 @@ import numba
 import numpy as np
 
 from ..kernels import elementwise
-from ..ring import Limbs, limb_matmul, split_limbs
+from ..gemm import u64_matmul
 from .arith import masked_products, matmul_public
 from .roles import Rotation
 
@@ -187,7 +187,7 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     return rot.assemble(out).reshape((3,) + shape)
 
 
-def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray | Limbs, m: int, tag: str = "matmul") -> np.ndarray:
+def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray, m: int, tag: str = "matmul") -> np.ndarray:
     """Shares of (x @ w) >> m for a public ring matrix w [K, N]: 2 rounds, 16 B per
     output element per server (the truncation's cost; the product is local).
 
@@ -202,12 +202,12 @@ def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray | Limbs, m: int, tag: 
     """
     if x.ndim < 3:
         raise ValueError(f"{tag}: shares of x need a matrix axis, got shape {x.shape[1:]}")
-    W = w if isinstance(w, Limbs) else split_limbs(np.asarray(w, dtype=np.uint64), public=True)
-    if len(W.shape) != 2:
-        return trunc(ctx, matmul_public(x, W, ctx.chan.me), m, tag)
-    K, N = W.shape
+    w = np.asarray(w, dtype=np.uint64)
+    if w.ndim != 2:
+        return trunc(ctx, matmul_public(x, w, ctx.chan.me), m, tag)
+    K, N = w.shape
     if x.shape[-1] != K:
-        raise ValueError(f"{tag}: shapes {x.shape[1:]} and {W.shape} do not chain")
+        raise ValueError(f"{tag}: shapes {x.shape[1:]} and {w.shape} do not chain")
     lead = x.shape[1:-1]
     R = int(np.prod(lead, dtype=np.int64))
     rows = x.reshape(3, R, K)
@@ -222,7 +222,7 @@ def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray | Limbs, m: int, tag: 
             blocks.append((role, lo, hi, src))
     parts = np.zeros((2, R, N), np.uint64)
     if blocks:
-        out = limb_matmul(split_limbs(np.concatenate([b[3] for b in blocks])), W)
+        out = u64_matmul(np.concatenate([b[3] for b in blocks]), w)
         at = 0
         for role, lo, hi, _ in blocks:
             parts[role, lo:hi] = out[at:at + hi - lo]
