@@ -19,7 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, NamedTuple, Sequence
 
+import numba
 import numpy as np
+
+from .kernels import elementwise
 
 CLIENT = 3
 MODEL_OWNER = 4
@@ -27,30 +30,47 @@ NPARTIES = 5
 PARTY_NAMES = ("S0", "S1", "S2", "client", "model-owner")
 
 
+@elementwise(0)
+def _pack(flat, bits, out):
+    per = 8 // bits
+    for i in numba.prange(out.size):
+        v = np.uint8(0)
+        for k in range(per):
+            j = i * per + k
+            if j < flat.size:
+                v |= flat[j] << np.uint8(bits * k)
+        out[i] = v
+
+
+@elementwise(0)
+def _unpack(packed, bits, out):
+    per = 8 // bits
+    mask = np.uint8((1 << bits) - 1)
+    for i in numba.prange(packed.size):
+        v = packed[i]
+        for k in range(per):
+            j = i * per + k
+            if j < out.size:
+                out[j] = (v >> np.uint8(bits * k)) & mask
+
+
 def pack_bits(v: np.ndarray, bits: int) -> np.ndarray:
     """Wire encoding of uint8 values below 2^bits (bits in 1, 2, 4): 8 // bits per byte."""
     if bits not in (1, 2, 4):
         raise ValueError(f"pack_bits: bits must be 1, 2 or 4, got {bits}")
-    per = 8 // bits
     flat = np.ascontiguousarray(v, dtype=np.uint8).reshape(-1)
-    pad = (-flat.size) % per
-    if pad:
-        flat = np.concatenate([flat, np.zeros(pad, np.uint8)])
-    grid = flat.reshape(-1, per)
-    out = np.zeros(grid.shape[0], dtype=np.uint8)
-    for k in range(per):
-        out |= grid[:, k] << np.uint8(bits * k)
+    out = np.empty(-(-flat.size // (8 // bits)), dtype=np.uint8)
+    _pack(flat, bits, out)
     return out
 
 
 def unpack_bits(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
     """Inverse of ``pack_bits`` for n values."""
-    per = 8 // bits
-    mask = np.uint8((1 << bits) - 1)
-    grid = np.empty((packed.size, per), dtype=np.uint8)
-    for k in range(per):
-        grid[:, k] = (packed >> np.uint8(bits * k)) & mask
-    return grid.reshape(-1)[:n]
+    if packed.size * (8 // bits) < n:
+        raise ValueError(f"unpack_bits: {packed.size} bytes hold fewer than {n} values of {bits} bits")
+    out = np.empty(n, dtype=np.uint8)
+    _unpack(np.ascontiguousarray(packed, dtype=np.uint8), bits, out)
+    return out
 
 
 class Message(NamedTuple):

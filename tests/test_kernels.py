@@ -1,8 +1,10 @@
 """The two compilations of an elementwise kernel agree, and the dispatcher picks by size."""
 
 import numpy as np
+import pytest
 
 from secptune.engine import kernels
+from secptune.engine.comm import pack_bits, unpack_bits
 from secptune.engine.protocols.arith import _mul_roles
 from secptune.engine.protocols.trunc import _correct_step
 
@@ -37,3 +39,16 @@ def test_dispatch_by_size(monkeypatch):
     fill(np.zeros(kernels.PARALLEL_MIN_ITEMS - 1), 1.0)
     fill(np.zeros(kernels.PARALLEL_MIN_ITEMS), 1.0)
     assert calls == ["serial", "parallel"]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+@pytest.mark.parametrize("n", [1, 7, 1001, 8 * kernels.PARALLEL_MIN_ITEMS + 3])
+def test_bit_packing_round_trips(bits, n):
+    v = np.random.default_rng(n).integers(0, 2**bits, n).astype(np.uint8)
+    packed = pack_bits(v, bits)
+    assert packed.size == -(-n // (8 // bits))
+    assert np.array_equal(unpack_bits(packed, bits, n), v)
+    if n == 7 and bits == 1:                       # low values first within a byte
+        assert packed[0] == sum(int(b) << k for k, b in enumerate(v))
+    with pytest.raises(ValueError, match="fewer than"):
+        unpack_bits(packed, bits, packed.size * (8 // bits) + 1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import math
 
+import numba
 import numpy as np
 
+from ..kernels import elementwise
 from ..protocols.arith import mul_ss
 from ..protocols.trunc import mul_trunc, trunc
 from ..ring import const
@@ -47,13 +49,26 @@ def powers(ctx, x: np.ndarray, degree: int, f: int, tag: str) -> dict:
     return pw
 
 
+@elementwise(0)
+def _axpy(out, p, c, first):
+    """out = c p (first) or out + c p, over [3, n] share arrays (p may have any row stride)."""
+    for i in numba.prange(out.shape[1]):
+        for j in range(3):
+            v = p[j, i] * c
+            out[j, i] = v if first else out[j, i] + v
+
+
 def _linear(pw: dict, coeffs, scale: int) -> np.ndarray:
-    """sum_{k>=1} round(coeffs[k] 2^scale) pw[k], local (the constant term is the caller's)."""
-    acc = np.zeros(pw[1].shape, np.uint64)
+    """sum_{k>=1} round(coeffs[k] 2^scale) pw[k], local (the constant term is the caller's):
+    one pass per power, no temporaries (``_axpy``)."""
+    shape = pw[1].shape
+    out = np.zeros((3, int(np.prod(shape[1:], dtype=np.int64))), np.uint64)
+    first = True
     for k, c in enumerate(coeffs):
         if k and c != 0.0:
-            acc += pw[k] * const(round(c * 2.0**scale))
-    return acc
+            _axpy(out, pw[k].reshape(3, -1), const(round(c * 2.0**scale)), first)
+            first = False
+    return out.reshape(shape)
 
 
 def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -> np.ndarray:
