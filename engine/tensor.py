@@ -229,7 +229,6 @@ class SharedTensor:
                 if self.fmt != other.fmt:
                     raise ValueError(f"{tag}: formats differ ({self.fmt} vs {other.fmt})")
                 z = arith.matmul_local(self.shares, other.shares, self.ctx.chan.me)
-                z += self.ctx.rand.zero_sharing(z.shape[1:])
                 return self._new(trunc_additive(self.ctx, z, self.fmt.frac_bits, tag))
             fmt = self.fmt if self.fmt is not None else other.fmt
             return self._new(arith.matmul_ss(self.ctx, self.shares, other.shares, tag), fmt)
@@ -261,7 +260,6 @@ class SharedTensor:
         if self.shape != other.shape:
             raise ValueError(f"{tag}: shapes {self.shape} and {other.shape} differ")
         z = arith.mul_local(self.shares, other.shares).sum(axis=-1, dtype=np.uint64)
-        z += self.ctx.rand.zero_sharing(z.shape[1:])
         extra = 0 if weight == 1.0 else 16
         if extra:
             z = z * const(round(weight * 2**extra))

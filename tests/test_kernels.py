@@ -15,10 +15,11 @@ def test_serial_and_parallel_compilations_write_the_same_words():
     x, y, r, add = (rng.integers(0, 2**64, (3, n), dtype=np.uint64) for _ in range(4))
     cuts = np.array([0, 1000, 2000, n], np.int64)
     for me in (-1, 1):
-        a, b = np.zeros((3, n), np.uint64), np.zeros((3, n), np.uint64)
-        _mul_roles.serial(x, y, r, cuts, me, add, True, a)
-        _mul_roles.parallel(x, y, r, cuts, me, add, True, b)
-        assert np.array_equal(a, b) and a.any()
+        for zero_sharing in (True, False):
+            a, b = np.zeros((3, n), np.uint64), np.zeros((3, n), np.uint64)
+            _mul_roles.serial(x, y, r, cuts, me, add, True, zero_sharing, a)
+            _mul_roles.parallel(x, y, r, cuts, me, add, True, zero_sharing, b)
+            assert np.array_equal(a, b) and a.any()
     v = [rng.integers(0, 2**64, n, dtype=np.uint64) for _ in range(6)]
     outs = [np.zeros(n, np.uint64), np.zeros(n, np.uint64)]
     for kern, out in zip((_correct_step.serial, _correct_step.parallel), outs):

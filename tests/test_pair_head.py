@@ -122,9 +122,14 @@ def setup(mode, **kw):
 
 
 def test_secure_pair_loop_follows_the_plain_path_and_opens_one_score_per_pair():
-    plain, labels, tc = setup("plain")
-    secure, _, tcs = setup("mpc", private_weights=False, max_tokens=25)     # the two sides in different passes
+    # sigma 10: the candidates' losses differ by 3.5e-4 or more, several times the secure
+    # forward's fixed-point error (4e-5 here), so the ranking, and the path, is decided
+    plain, labels, tc = setup("plain", sigma=10.0)
+    secure, _, tcs = setup("mpc", private_weights=False, max_tokens=25, sigma=10.0)  # the two sides in different passes
     rp, rs, unmasked = secure_follows_plain(plain, secure, labels, tc, tcs)
+    for gp, gs in zip(rp["history"], rs["history"]):
+        err = np.abs(np.subtract(gp.losses, gs.losses)).max()
+        assert np.diff(np.sort(gp.losses)).min() > 3 * err
     assert rp["head_param"] == pytest.approx(rs["head_param"], abs=5e-2)
     assert [o.shape for o in unmasked] == [(16, 1)] * 3            # 4 candidates x 4 pairs, one score each
 

@@ -67,6 +67,37 @@ def test_missing_zero_share_mask_is_caught(monkeypatch):
     assert not np.any(rest)
 
 
+def trunc_product_residual_seen_by_s0(ctx) -> np.ndarray:
+    """In a fixed-point product S0 plays role 0 on the first third of the elements and
+    receives there the helper's (S2's) product term C, masked; with x = y = 0 it knows
+    every component, so what is left after subtracting C is the mask alone."""
+    from secptune.engine.protocols.trunc import mul_trunc
+
+    x = SharedTensor.from_client(ctx, np.zeros(3 * N, dtype=np.int64), fmt=None)
+    log = received_by(ctx, 0, lambda: mul_trunc(ctx, x.shares, x.shares, 16))
+    # round 1 to S0: S2's masked sum (chunk 2), S1's masked sum (chunk 0), S1's halves (chunk 2),
+    # then C from S2 (chunk 0, role 0) and C from S1 (chunk 2, role 1)
+    from_s2 = [p for t, src, p in log if t.endswith("trunc-open") and src == 2]
+    c_masked = from_s2[-1]
+    x0, x1 = (c[:N] for c in x.shares[:2])
+    x2 = np.uint64(0) - x0 - x1
+    return c_masked - (x2 * x0 + x0 * x2)                         # S2's term of mul_local
+
+
+def test_truncated_product_masks_the_helpers_term():
+    rest = trunc_product_residual_seen_by_s0(Context(EngineConfig(seed=5)))
+    assert looks_uniform(rest) and np.count_nonzero(rest) > N - 5
+
+
+def test_missing_helper_mask_is_caught(monkeypatch):
+    from secptune.engine.protocols.roles import Rotation
+
+    ctx = Context(EngineConfig(seed=5))
+    monkeypatch.setattr(Rotation, "draw_own", lambda self, rand, role, *a, **k: np.zeros(self.n, np.uint64))
+    rest = trunc_product_residual_seen_by_s0(ctx)
+    assert not np.any(rest)
+
+
 def test_received_messages_change_with_the_seed():
     def view(seed):
         ctx = Context(EngineConfig(seed=seed))

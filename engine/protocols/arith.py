@@ -147,19 +147,20 @@ def mul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @numba.njit(inline="always")
 def _server_term(s, x0, x1, x2, y0, y1, y2, r, i):
-    """Server s's additive share of x * y (``arith.mul_local``) plus its zero-sharing term."""
+    """Server s's additive share of x * y (``arith.mul_local``)."""
     if s == 0:
-        return (x0 + x1) * (y0 + y1) + r[0, i] - r[1, i]
+        return (x0 + x1) * (y0 + y1)
     if s == 1:
-        return x1 * y2 + x2 * (y1 + y2) + r[1, i] - r[2, i]
-    return x2 * y0 + x0 * y2 + r[2, i] - r[0, i]
+        return x1 * y2 + x2 * (y1 + y2)
+    return x2 * y0 + x0 * y2
 
 
 @elementwise()
-def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
-    """parts[j, i] = role-j additive share of x_i * y_i (``mul_local`` plus the zero
-    sharing r_s - r_{s+1}, plus component s of the replicated addend when
-    ``has_add``), where role j of element i in chunk k is server s = j + k.
+def _mul_roles(x, y, r, bounds, me, add, has_add, zero_sharing, parts):
+    """parts[j, i] = role-j additive share of x_i * y_i (``mul_local``, plus component s
+    of the replicated addend when ``has_add``), where role j of element i in chunk
+    k is server s = j + k, masked: ``zero_sharing``: plus r_s - r_{s+1} (r [3, n],
+    the component streams); else role 2's part plus r[0] (its own stream).
     ``me`` >= 0 (party mode): only server me's products (the rest stay as given)."""
     for i in numba.prange(x.shape[1]):
         k = 0 if i < bounds[1] else (1 if i < bounds[2] else 2)
@@ -172,32 +173,49 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, parts):
             v = _server_term(s, x0, x1, x2, y0, y1, y2, r, i)
             if has_add:
                 v += add[s, i]
+            if zero_sharing:
+                v += r[s, i] - r[(s + 1) % 3, i]
+            elif j == 2:
+                v += r[0, i]
             parts[j, i] = v
 
 
-def masked_products(ctx, x: np.ndarray, y: np.ndarray, cuts=None, add=None) -> tuple:
-    """(shape, parts [3, n]): additive shares of x * y (+ ``add``), masked by a zero
-    sharing, in one pass (``_mul_roles``).  ``cuts``: the chunks of a ``Rotation``
-    (role layout, for the truncation); None: one chunk, so parts[j] is server j's share."""
+def masked_products(ctx, x: np.ndarray, y: np.ndarray, rot=None, add=None) -> tuple:
+    """(shape, parts [3, n], mask): additive shares of x * y (+ ``add``) in one pass
+    (``_mul_roles``).
+
+    ``rot`` None: parts[j] is server j's share, masked by a zero sharing (for
+    a resharing); mask None.  ``rot`` (a ``Rotation``, for the truncation):
+    parts in its role layout; roles 0 and 1 send their parts masked by the
+    truncation's own streams, so only role 2's part is masked here, by
+    ``mask`` from role 2's private stream, which the truncation's helper
+    (role 2) takes into its mask (``trunc.trunc_roles``): 8 B of keystream
+    per element instead of a zero sharing's 24.
+    """
     shape = np.broadcast_shapes(x.shape, y.shape)[1:]
     xf = np.ascontiguousarray(np.broadcast_to(x, (3,) + shape)).reshape(3, -1)
     yf = np.ascontiguousarray(np.broadcast_to(y, (3,) + shape)).reshape(3, -1)
     af = xf if add is None else np.ascontiguousarray(np.broadcast_to(add, (3,) + shape)).reshape(3, -1)
     n = xf.shape[1]
-    if cuts is None:
+    if rot is None:
         cuts = np.array([0, n, n, n], dtype=np.int64)
-    r = ctx.rand.components((n,))
+        r = ctx.rand.components((n,))
+        mask = None
+    else:
+        cuts = rot.cuts
+        mask = rot.draw_own(ctx.rand, 2)
+        r = mask.reshape(1, n)
     me = ctx.chan.me
     parts = np.empty((3, n), np.uint64) if me is None else np.zeros((3, n), np.uint64)
-    _mul_roles(xf, yf, r, cuts, -1 if me is None else me, af, add is not None, parts)
-    return shape, parts
+    _mul_roles(xf, yf, r, cuts, -1 if me is None else me, af, add is not None, rot is None, parts)
+    return shape, parts, mask
 
 
 def mul_ss(ctx, x: np.ndarray, y: np.ndarray, tag: str = "mul") -> np.ndarray:
     """Replicated product without truncation (ABY3 3.2): 1 round, 8 B/elem per server.
 
     ``mul_local`` and the zero sharing in one pass (``masked_products``)."""
-    shape, z = masked_products(ctx, x, y)
+    shape, z, _ = masked_products(ctx, x, y)
     return reshare(ctx, z, tag).reshape((3,) + shape)
 
 

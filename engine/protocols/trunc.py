@@ -48,11 +48,13 @@ _U = np.uint64
 # -- party-local steps (one kernel per role and step) ----------------------
 
 @elementwise()
-def _helper_step(ra, rb, a0, b0, m, out_a, out_b):
-    """Role 2: role 1's halves of r_low >> m (out_a) and r_63 (out_b)."""
+def _helper_step(ra, rb, rc, has_rc, a0, b0, m, out_a, out_b):
+    """Role 2: role 1's halves of r_low >> m (out_a) and r_63 (out_b), r = ra + rb (+ rc)."""
     low63 = _U((1 << 63) - 1)
     for i in numba.prange(ra.size):
         r = ra[i] + rb[i]
+        if has_rc:
+            r += rc[i]
         out_a[i] = ((r & low63) >> _U(m)) - a0[i]
         out_b[i] = (r >> _U(63)) - b0[i]
 
@@ -86,11 +88,14 @@ def _correct_step(mine, got, extra, has_extra, a, b, const_term, m, mask, out):
         out[i] = v
 
 
-def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
+def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> list:
     """Role components [rho, y, sigma] of (A + B + C) >> m.
 
     Parts are [n] or [n, k] arrays (k values per element, one role per element
-    as ``rot`` assigns it).
+    as ``rot`` assigns it).  A and B need no masking (they are sent masked by
+    r_a and r_b); C is sent as given, so it must arrive masked: by C_mask, a
+    draw from role 2's private stream that role 2 adds to the truncation's
+    mask (c = x + r_a + r_b + C_mask is what roles 0 and 1 then learn).
     """
     if not (0 < m < TRUNC_INPUT_BITS):
         raise ValueError(f"{tag}: truncation by {m} bits is out of range")
@@ -116,7 +121,10 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str) -> list:
 
     half_a = new(shape, np.uint64)
     half_b = new(shape, np.uint64)
-    _helper_step(at(ra, r2), at(rb, r2), at(a0, r2), at(b0, r2), m, at(half_a, r2), at(half_b, r2))  # role 2
+    has_mask = C_mask is not None
+    cm = C_mask if has_mask else ra
+    _helper_step(at(ra, r2), at(rb, r2), at(cm, r2), has_mask, at(a0, r2), at(b0, r2), m,    # role 2
+                 at(half_a, r2), at(half_b, r2))
     msg0 = new(shape, np.uint64)
     _mask_step(at(A, r0), at(ra, r0), _U(1 << 62), at(msg0, r0))                     # role 0
     msg1 = new(shape, np.uint64)
@@ -157,7 +165,8 @@ def trunc(ctx, x: np.ndarray, m: int, tag: str = "trunc") -> np.ndarray:
 
 
 def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
-    """Truncate 3-out-of-3 additive shares (z_i at server i, already masked).
+    """Truncate 3-out-of-3 additive shares (z_i at server i, unmasked: the helper's
+    part is masked here, see ``trunc_roles``).
 
     Used after a local multiplication, so the product is reshared and
     truncated in the same two rounds.  Cost: 2 rounds, 64/3 B/elem per server.
@@ -166,7 +175,9 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     flat = z.reshape(3, -1)
     rot = Rotation(flat.shape[1])
     parts = [np.ascontiguousarray(rot.role(flat, j)) for j in range(3)]
-    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag)
+    mask = rot.draw_own(ctx.rand, 2)
+    parts[2] += mask
+    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask)
     return rot.assemble(out).reshape((3,) + shape)
 
 
@@ -174,7 +185,7 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
               add: np.ndarray | None = None) -> np.ndarray:
     """Fixed-point product: shares of (x * y) >> m in 2 rounds.
 
-    The local products (``arith.mul_local``) and the zero sharing are formed
+    The local products (``arith.mul_local``) and role 2's mask are formed
     directly in the role layout of the truncation, in one pass
     (``arith.masked_products``).  ``add``:
     replicated shares added to the product before the truncation (each server
@@ -182,8 +193,8 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     product alone does.
     """
     rot = Rotation(int(np.prod(np.broadcast_shapes(x.shape, y.shape)[1:], dtype=np.int64)))
-    shape, parts = masked_products(ctx, x, y, rot.cuts, add)
-    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag)
+    shape, parts, mask = masked_products(ctx, x, y, rot, add)
+    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask)
     return rot.assemble(out).reshape((3,) + shape)
 
 
