@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..protocols.arith import mul_local, mul_ss, share_public
+from ..protocols.arith import mul_local, mul_ss
 from ..protocols.boolean import bit_to_arith, msb_bool
 from ..protocols.compare import coarse_limit, max_
 from ..protocols.compare import coarse as coarse_cmp
@@ -26,10 +26,6 @@ GELU_MAX_ABS_ERR = 1e-3        # on the whole line (float fit 4.7e-4, tail 1.9e-
 GELU_MAX_INPUT_COARSE = coarse_limit(fit.GELU_BAND_BITS) - fit.GELU_T - fit.GELU_BAND
 GELU_POLY_RANGE = fit.GELU_POLY_R
 GELU_POLY_MAX_ABS_ERR = 4e-3   # on [-4, 4] (float fit 2.1e-3, f = 18); no guarantee outside
-
-
-def _public(shape, value: float, f: int) -> np.ndarray:
-    return share_public(np.full(shape, const(round(value * 2**f)), np.uint64))
 
 
 def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) -> np.ndarray:
@@ -58,9 +54,9 @@ def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) ->
     flat = x.reshape(3, -1)
     n = flat.shape[1]
     T = fit.GELU_T
-    lo, hi = _public((n,), -T, f), _public((n,), T, f)
     width, shift = coarse_cmp(f, fit.GELU_BAND_BITS) if coarse else (64, 0)
-    bits = msb_bool(ctx, np.concatenate([flat, flat - hi, flat - lo], axis=1), f"{tag}/cmp", width, shift)
+    offsets = [0, const(round(T * 2**f)), const(round(-T * 2**f))]      # x, x - T, x + T
+    bits = msb_bool(ctx, flat, f"{tag}/cmp", width, shift, offsets)
     bits = bit_to_arith(ctx, np.concatenate([bits[:, :n], bits[:, n:2 * n] ^ bits[:, 2 * n:]], axis=1), f"{tag}/cmp")
     neg, inside = bits[:, :n], bits[:, n:]                    # [x < 0], [-4 <= x < 4]
     xs = mul_ss(ctx, neg, flat, f"{tag}/sign")                # x [x < 0]

@@ -166,17 +166,32 @@ def _cross(F, y, mg, mp, add_yhl, width, out):
         out[i, 1] = p
 
 
-def _msb_first_level(ctx, rot: Rotation, xr: np.ndarray, width: int, shift: int, tag: str):
-    """Role-view boolean shares of level-1 (G, P) words (width/2 bits) and of a_top ^ y_top (uint8)."""
+@elementwise(0)
+def _adder_inputs(x, cuts, c, lo, a, y, shift, mask):
+    """The adder's two addends in role layout, shifted and cut to the adder's width,
+    for x - c (c a public ring value, held in real component 0), written to
+    elements lo .. lo + n of a and y.  In chunk k role 0 holds real components
+    k and k + 1 (a = their sum), roles 1 and 2 component k + 2 (y)."""
+    n = x.shape[1]
+    for i in numba.prange(n):
+        e = lo + i
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        va = x[k, i] + x[(k + 1) % 3, i]
+        vy = x[(k + 2) % 3, i]
+        if k == 1:                  # real component 0 is role component 0 (k = 0), 2 (k = 1) or 1 (k = 2)
+            vy -= c
+        else:
+            va -= c
+        a[e] = (va >> _U(shift)) & mask
+        y[e] = (vy >> _U(shift)) & mask
+
+
+def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: int, tag: str):
+    """Role-view boolean shares of level-1 (G, P) words (width/2 bits) and of a_top ^ y_top
+    (uint8), from the adder's addends a (role 0) and y (roles 1 and 2)."""
     rand = ctx.rand
-    n = xr.shape[1]
+    n = a.size
     half = _WORD[width // 2]
-    a = xr[0] + xr[1]            # role 0
-    if shift:
-        a >>= _U(shift)
-        y = xr[2] >> _U(shift)   # roles 1 and 2
-    else:
-        y = np.ascontiguousarray(xr[2])
 
     F0 = rot.draw(rand, 0, half, width=3)               # roles 0, 2
     F1 = rot.draw(rand, 1, half, width=3)               # roles 0, 1
@@ -213,8 +228,12 @@ MSB_WIDTHS = (64, 32, 16)
 _TREE_LEVELS = {64: (32, 16, 8, 4, 2), 32: (16, 8, 4, 2), 16: (8, 4, 2)}
 
 
-def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int = 0) -> np.ndarray:
+def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int = 0,
+             offsets=None) -> np.ndarray:
     """Boolean shares [3, n] (uint8, one bit each) of the MSB of flat arithmetic shares [3, n].
+
+    ``offsets`` (public ring values c_1..c_m): the MSBs of x - c_1, ..., x - c_m
+    in one batch, [3, m n], without materialising the differences.
 
     ``width`` 32 or 16: the MSB of x mod 2^width (reducing shares mod 2^width
     is a ring homomorphism), which is the sign of x for |x| < 2^(width-1)
@@ -235,9 +254,16 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int =
         raise ValueError(f"{tag}: msb width must be one of {MSB_WIDTHS}, got {width}")
     if not 0 <= shift <= 64 - width:
         raise ValueError(f"{tag}: msb shift must be in 0..{64 - width} for width {width}, got {shift}")
-    n = x.shape[1]
+    offs = np.zeros(1, np.uint64) if offsets is None else np.asarray(offsets, np.uint64).reshape(-1)
+    n = x.shape[1] * offs.size
     rot = Rotation(n)
-    G, P, top = _msb_first_level(ctx, rot, rot.to_roles(x), width, shift, tag)
+    word = _WORD[width]
+    a, y = np.empty(n, word), np.empty(n, word)
+    mask = _U((1 << width) - 1) if width < 64 else ~_U(0)
+    xc = np.ascontiguousarray(x)
+    for j, c in enumerate(offs):                    # x - c_j fills elements j n' .. (j + 1) n'
+        _adder_inputs(xc, rot.cuts, c, j * x.shape[1], a, y, shift, word(mask))
+    G, P, top = _msb_first_level(ctx, rot, a, y, width, tag)
     G, P, top = rot.to_real(G), rot.to_real(P), rot.to_real(top)
     gh, t, hp, first = G.reshape(-1), P.reshape(-1), 0, True
     for w in _TREE_LEVELS[width]:          # width of the (G, P) words entering the level
