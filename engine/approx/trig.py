@@ -101,6 +101,5 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
         parts_a.append(S0 * half0[:, 0] - C0 * half0[:, 1])
         parts_b.append(S1 * h1[:, 0] - C1 * h1[:, 1])
         names.append("sin")
-    out = rot.assemble(trunc_roles(ctx, rot, np.stack(parts_a, axis=1), np.stack(parts_b, axis=1),
-                                   None, f, f"{tag}/trunc"))
+    out = trunc_roles(ctx, rot, np.stack(parts_a, axis=1), np.stack(parts_b, axis=1), None, f, f"{tag}/trunc")
     return {name: np.ascontiguousarray(out[:, :, i]).reshape((3,) + shape) for i, name in enumerate(names)}

@@ -88,8 +88,19 @@ def _correct_step(mine, got, extra, has_extra, a, b, const_term, m, mask, out):
         out[i] = v
 
 
-def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> list:
-    """Role components [rho, y, sigma] of (A + B + C) >> m.
+@elementwise(1)
+def _assemble(cuts, rho, y0, y1, sigma, out):
+    """Real components out [3, N] from the role components (rho, y0 + y1, sigma) over
+    flat elements (cuts in the same units): role j of chunk k is component j + k."""
+    for e in numba.prange(rho.size):
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        out[k, e] = rho[e]
+        out[(k + 1) % 3, e] = y0[e] + y1[e]
+        out[(k + 2) % 3, e] = sigma[e]
+
+
+def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> np.ndarray:
+    """Real components [3, *A.shape] of (A + B + C) >> m.
 
     Parts are [n] or [n, k] arrays (k values per element, one role per element
     as ``rot`` assigns it).  A and B need no masking (they are sent masked by
@@ -147,7 +158,11 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> l
                   at(got[2], r1), at(got[3], r1), 0, m, at(sigma, r1), at(y1, r1))
 
     got2 = rot.exchange(ctx.chan, [(0, 1, y0), (1, 0, y1)], tag=f"{tag}/trunc-reshare")
-    return [rho, got2[0] + got2[1], sigma]
+    out = np.empty((3,) + shape, np.uint64)
+    width = k or 1
+    flat = [np.ascontiguousarray(v).reshape(-1) for v in (rho, got2[0], got2[1], sigma)]
+    _assemble(rot.cuts * width, *flat, out.reshape(3, -1))
+    return out
 
 
 def trunc(ctx, x: np.ndarray, m: int, tag: str = "trunc") -> np.ndarray:
@@ -160,8 +175,7 @@ def trunc(ctx, x: np.ndarray, m: int, tag: str = "trunc") -> np.ndarray:
     rot = Rotation(flat.shape[1])
     A = rot.role(flat, 0) + rot.role(flat, 1)     # role 0 holds components 0 and 1
     B = np.ascontiguousarray(rot.role(flat, 2))   # role 1 holds component 2
-    out = trunc_roles(ctx, rot, A, B, None, m, tag)
-    return rot.assemble(out).reshape((3,) + shape)
+    return trunc_roles(ctx, rot, A, B, None, m, tag).reshape((3,) + shape)
 
 
 def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
@@ -177,8 +191,7 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     parts = [np.ascontiguousarray(rot.role(flat, j)) for j in range(3)]
     mask = rot.draw_own(ctx.rand, 2)
     parts[2] += mask
-    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask)
-    return rot.assemble(out).reshape((3,) + shape)
+    return trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask).reshape((3,) + shape)
 
 
 def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
@@ -194,8 +207,7 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     """
     rot = Rotation(int(np.prod(np.broadcast_shapes(x.shape, y.shape)[1:], dtype=np.int64)))
     shape, parts, mask = masked_products(ctx, x, y, rot, add)
-    out = trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask)
-    return rot.assemble(out).reshape((3,) + shape)
+    return trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask).reshape((3,) + shape)
 
 
 def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray, m: int, tag: str = "matmul") -> np.ndarray:
@@ -240,4 +252,4 @@ def matmul_public_trunc(ctx, x: np.ndarray, w: np.ndarray, m: int, tag: str = "m
             at += hi - lo
     rot = Rotation(R * N, unit=N)
     res = trunc_roles(ctx, rot, parts[0].reshape(-1), parts[1].reshape(-1), None, m, tag)
-    return rot.assemble(res).reshape((3,) + lead + (N,))
+    return res.reshape((3,) + lead + (N,))
