@@ -169,6 +169,12 @@ class Channel:
     def _deliver(self, m: Message) -> np.ndarray:
         return m.payload
 
+    def simulated(self) -> bool:
+        """True when this one process plays every party and no delivery is tapped: a
+        protocol may then compute all parties' steps in one pass, passing placeholders
+        of the real sizes to ``exchange`` so that every message is still counted."""
+        return self.me is None and not self._taps and type(self)._deliver is Channel._deliver
+
     def held(self, own: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """Components [3, ...] as their holders have them, where server j's copy of
         component j is own[j] and server j - 1's is prev[j] (two deliveries of one

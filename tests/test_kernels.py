@@ -53,3 +53,33 @@ def test_bit_packing_round_trips(bits, n):
         assert packed[0] == sum(int(b) << k for k, b in enumerate(v))
     with pytest.raises(ValueError, match="fewer than"):
         unpack_bits(packed, bits, packed.size * (8 // bits) + 1)
+
+
+def _run_truncations(ctx):
+    """Truncating protocols (products, plain truncations, the additive and the public
+    matmul forms, the masked cosine's paired truncation), outputs in a list."""
+    from secptune.engine import SharedTensor, approx
+
+    rng = np.random.default_rng(4)
+    x = SharedTensor.from_client(ctx, rng.normal(size=(5, 7)) * 3)
+    y = SharedTensor.from_client(ctx, rng.normal(size=(7, 4)))
+    outs = [x * x, x.truncate(), x @ y, x @ rng.normal(size=(7, 3)), x.sum_squares(), approx.cos_sin(x)["sin"]]
+    return [t.shares for t in outs]
+
+
+def test_the_one_pass_simulation_of_a_truncation_equals_the_role_by_role_steps():
+    """In-process and untapped, ``trunc_roles`` runs every role in one kernel and only
+    counts the messages; tapped (or in party mode) it runs role by role and sends them.
+    The same seed gives the same shares bit for bit, the same rounds and bytes and the
+    same logged openings."""
+    from secptune.engine import Context, EngineConfig
+
+    fused, stepped = Context(EngineConfig(seed=3)), Context(EngineConfig(seed=3))
+    assert fused.chan.simulated()
+    with fused.chan.measure() as mf:
+        a = _run_truncations(fused)
+    with stepped.chan.tap(0), stepped.chan.measure() as ms:
+        assert not stepped.chan.simulated()
+        b = _run_truncations(stepped)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert mf.cost == ms.cost and mf.openings == ms.openings

@@ -99,6 +99,33 @@ def _assemble(cuts, rho, y0, y1, sigma, out):
         out[(k + 2) % 3, e] = sigma[e]
 
 
+@elementwise(1)
+def _all_roles(cuts, A, B, C, has_c, cm, has_cm, ra, rb, a0, b0, rho, sigma, m, out):
+    """Every role's steps of ``trunc_roles`` for one element in one pass (the in-process
+    simulation, where one process computes all of them): the same arithmetic as
+    ``_helper_step``, ``_mask_step``, ``_correct_step`` and ``_assemble`` in turn."""
+    low63 = _U((1 << 63) - 1)
+    hi = _U(63 - m)
+    off = _U(1) << _U(62 - m)
+    for e in numba.prange(A.size):
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        r = ra[e] + rb[e]
+        if has_cm:
+            r += cm[e]
+        half_a = ((r & low63) >> _U(m)) - a0[e]                       # role 2 -> role 1
+        half_b = (r >> _U(63)) - b0[e]
+        c = (A[e] + ra[e] + _U(1 << 62)) + (B[e] + rb[e])             # roles 0 and 1
+        if has_c:
+            c += C[e]
+        c63 = c >> _U(63)
+        coef = (_U(1) - (c63 << _U(1))) << hi
+        y0 = coef * b0[e] - a0[e] - rho[e] + ((c & low63) >> _U(m)) + (c63 << hi) - off
+        y1 = coef * half_b - half_a - sigma[e]
+        out[k, e] = rho[e]
+        out[(k + 1) % 3, e] = y0 + y1
+        out[(k + 2) % 3, e] = sigma[e]
+
+
 def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> np.ndarray:
     """Real components [3, *A.shape] of (A + B + C) >> m.
 
@@ -119,6 +146,22 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> n
     b0 = rot.draw(rand, 0, width=k)        # role 0's half of r_63
     rho = rot.draw(rand, 0, width=k)       # output component 0 (roles 0, 2)
     sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
+    has_c, has_mask = C is not None, C_mask is not None
+    receivers = sorted({(role + j) % 3 for j, _, _ in rot.chunks for role in (0, 1)})
+    if ctx.chan.simulated():
+        # one process plays every role and nobody taps a delivery: every role's steps in
+        # one pass, and the messages below only counted (their sizes and routes)
+        out = np.empty((3,) + shape, np.uint64)
+        flat = [np.ascontiguousarray(v).reshape(-1) for v in
+                (A, B, C if has_c else A, C_mask if has_mask else A, ra, rb, a0, b0, rho, sigma)]
+        _all_roles(rot.cuts * (k or 1), flat[0], flat[1], flat[2], has_c, flat[3], has_mask, *flat[4:], m,
+                   out.reshape(3, -1))
+        word = np.broadcast_to(np.uint64(0), shape)
+        sends = [(0, 1, word), (1, 0, word), (2, 1, word), (2, 1, word)] + ([(2, 0, word), (2, 1, word)] if has_c else [])
+        rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
+        ctx.chan.record_opening(f"{tag}/trunc-masked", shape, receivers, masked=True)
+        rot.exchange(ctx.chan, [(0, 1, word), (1, 0, word)], tag=f"{tag}/trunc-reshare")
+        return out
     # each step runs where its role is played: everywhere in the simulation, on the
     # party's own chunk in party mode (the rest of these arrays is never sent or used).
     # Unit-step slices of flat arrays stay contiguous: numba keeps its fast kernels.
@@ -132,7 +175,6 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> n
 
     half_a = new(shape, np.uint64)
     half_b = new(shape, np.uint64)
-    has_mask = C_mask is not None
     cm = C_mask if has_mask else ra
     _helper_step(at(ra, r2), at(rb, r2), at(cm, r2), has_mask, at(a0, r2), at(b0, r2), m,    # role 2
                  at(half_a, r2), at(half_b, r2))
@@ -146,10 +188,8 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> n
         sends += [(2, 0, C), (2, 1, C)]
     got = rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
     # c = x + 2^62 + r is opened to roles 0 and 1, masked by the uniform r.
-    receivers = sorted({(role + j) % 3 for j, _, _ in rot.chunks for role in (0, 1)})
     ctx.chan.record_opening(f"{tag}/trunc-masked", shape, receivers, masked=True)
 
-    has_c = C is not None
     y0 = new(shape, np.uint64)                                # role 0: c = msg0 + got(msg1) [+ C]
     _correct_step(at(msg0, r0), at(got[1], r0), at(got[4] if has_c else msg0, r0), has_c,
                   at(a0, r0), at(b0, r0), 1, m, at(rho, r0), at(y0, r0))
