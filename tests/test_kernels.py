@@ -57,19 +57,22 @@ def test_bit_packing_round_trips(bits, n):
 
 def _run_truncations(ctx):
     """Truncating protocols (products, plain truncations, the additive and the public
-    matmul forms, the masked cosine's paired truncation), outputs in a list."""
+    matmul forms, the masked cosine's paired truncation) and comparisons (whose AND
+    rounds also take the one-pass path), outputs in a list."""
     from secptune.engine import SharedTensor, approx
 
     rng = np.random.default_rng(4)
     x = SharedTensor.from_client(ctx, rng.normal(size=(5, 7)) * 3)
     y = SharedTensor.from_client(ctx, rng.normal(size=(7, 4)))
-    outs = [x * x, x.truncate(), x @ y, x @ rng.normal(size=(7, 3)), x.sum_squares(), approx.cos_sin(x)["sin"]]
+    outs = [x * x, x.truncate(), x @ y, x @ rng.normal(size=(7, 3)), x.sum_squares(), approx.cos_sin(x)["sin"],
+            x.relu(), x.lt(0.5), approx.gelu(x, coarse=True)]       # comparisons: the AND rounds too
     return [t.shares for t in outs]
 
 
 def test_the_one_pass_simulation_of_a_truncation_equals_the_role_by_role_steps():
     """In-process and untapped, ``trunc_roles`` runs every role in one kernel and only
-    counts the messages; tapped (or in party mode) it runs role by role and sends them.
+    counts the messages (``and_bb`` keeps its local result and counts the packed
+    ones); tapped (or in party mode) they run role by role and send them.
     The same seed gives the same shares bit for bit, the same rounds and bytes and the
     same logged openings."""
     from secptune.engine import Context, EngineConfig
