@@ -59,6 +59,20 @@ def _finish(procs, timeout=60):
     return out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _party_kernels_compiled():
+    """Party mode runs the role-by-role kernels, which the in-process simulation skips
+    (one-pass kernels); running the party programs in threads here first compiles them
+    and writes Numba's cache, so the server processes load them instead of compiling
+    them while their peers wait out a 20 s timeout."""
+    from test_party import _encoder
+
+    from secptune.engine.party import run_threads
+
+    run_threads(_encoder("softmax"), EngineConfig(seed=11))
+    run_threads(_encoder("rfa"), EngineConfig(seed=11))
+
+
 def _stats(err: str) -> dict:
     return json.loads([ln for ln in err.splitlines() if ln.startswith("{")][-1])
 

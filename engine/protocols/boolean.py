@@ -192,9 +192,34 @@ def _adder_inputs(x, cuts, c, lo, a, y, shift, mask):
         y[e] = (vy >> _U(shift)) & mask
 
 
+@elementwise(1)
+def _first_level_all(cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top):
+    """Every role's steps of ``_msb_first_level`` for one element in one pass (the
+    in-process simulation): ``_role0_share`` and the three ``_cross`` terms, written
+    in the real layout (role component j of chunk k is real component j + k)."""
+    tb = _U(width - 1)
+    for i in numba.prange(a.size):
+        k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
+        h, l_, hl = _pair_bits(a[i], width)
+        yh, yl, yhl = _pair_bits(y[i], width)
+        f2h = h ^ F0[i, 0] ^ F1[i, 0]
+        f2l = l_ ^ F0[i, 1] ^ F1[i, 1]
+        f2hl = hl ^ F0[i, 2] ^ F1[i, 2]
+        c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
+        G[c0, i] = (F0[i, 0] & yh) ^ (F0[i, 2] & yl) ^ (F0[i, 1] & yhl) ^ mask[i, 0]        # role 2's term
+        P[c0, i] = F0[i, 2] ^ (F0[i, 0] & yl) ^ (F0[i, 1] & yh) ^ mask[i, 2]
+        G[c1, i] = (F1[i, 0] & yh) ^ (F1[i, 2] & yl) ^ (F1[i, 1] & yhl) ^ mask[i, 1]        # role 1's term
+        P[c1, i] = F1[i, 2] ^ (F1[i, 0] & yl) ^ (F1[i, 1] & yh) ^ mask[i, 3]
+        G[c2, i] = (f2h & yh) ^ (f2hl & yl) ^ (f2l & yhl) ^ mask[i, 0] ^ mask[i, 1]         # roles 1 and 2
+        P[c2, i] = f2hl ^ (f2h & yl) ^ (f2l & yh) ^ mask[i, 2] ^ mask[i, 3] ^ yhl
+        top[c0, i] = t0[i]
+        top[c1, i] = t1[i]
+        top[c2, i] = np.uint8((a[i] >> tb) & _U(1)) ^ t0[i] ^ t1[i] ^ np.uint8((y[i] >> tb) & _U(1))
+
+
 def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: int, tag: str):
-    """Role-view boolean shares of level-1 (G, P) words (width/2 bits) and of a_top ^ y_top
-    (uint8), from the adder's addends a (role 0) and y (roles 1 and 2)."""
+    """Boolean shares (real layout) of level-1 (G, P) words (width/2 bits) and of
+    a_top ^ y_top (uint8), from the adder's addends a (role 0) and y (roles 1 and 2)."""
     rand = ctx.rand
     n = a.size
     half = _WORD[width // 2]
@@ -204,6 +229,16 @@ def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: in
     t0 = rot.draw(rand, 0, np.uint8) & np.uint8(1)
     t1 = rot.draw(rand, 1, np.uint8) & np.uint8(1)
     mask = rot.draw(rand, 2, half, width=4)             # roles 1, 2: mu0, mu1, nu0, nu1
+    sends = [(0, (1, 2), "F2"), (1, 0, "gp1"), (2, 0, "gp0"), (0, (1, 2), "t2", 1)]
+    if ctx.chan.simulated():
+        # one process plays every role, nobody taps: one pass, the messages only counted
+        G, P = np.empty((3, n), half), np.empty((3, n), half)
+        top = np.empty((3, n), np.uint8)
+        _first_level_all(rot.cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top)
+        words = {"F2": np.broadcast_to(half(0), (n, 3)), "gp1": np.broadcast_to(half(0), (n, 2)),
+                 "gp0": np.broadcast_to(half(0), (n, 2)), "t2": np.broadcast_to(np.uint8(0), (n,))}
+        rot.exchange(ctx.chan, [s[:2] + (words[s[2]],) + s[3:] for s in sends], tag=f"{tag}/msb-share")
+        return G, P, top
     m0, m1, m2, m3 = (np.ascontiguousarray(mask[:, j]) for j in range(4))
     F2 = np.empty((n, 3), half)
     t2 = np.empty(n, np.uint8)
@@ -212,22 +247,14 @@ def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: in
     _cross(F0, y, m0, m2, False, width, gp0)                       # role 2
     gp1 = np.empty((n, 2), half)
     _cross(F1, y, m1, m3, False, width, gp1)                       # role 1
-    got = rot.exchange(
-        ctx.chan,
-        [
-            (0, (1, 2), F2),
-            (1, 0, gp1),
-            (2, 0, gp0),
-            (0, (1, 2), t2, 1),               # a's top bit's third component, packed bits
-        ],
-        tag=f"{tag}/msb-share",
-    )
+    words = {"F2": F2, "gp1": gp1, "gp0": gp0, "t2": t2}   # t2: a's top bit's third component, packed bits
+    got = rot.exchange(ctx.chan, [s[:2] + (words[s[2]],) + s[3:] for s in sends], tag=f"{tag}/msb-share")
     gp2 = np.empty((n, 2), half)
     _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, width, gp2)          # roles 1 and 2
     G = np.stack([got[2][:, 0], got[1][:, 0], gp2[:, 0]])
     P = np.stack([got[2][:, 1], got[1][:, 1], gp2[:, 1]])
     top = np.stack([t0, t1, got[3] ^ ((y >> _U(width - 1)) & _U(1)).astype(np.uint8)])
-    return G, P, top
+    return rot.to_real(G), rot.to_real(P), rot.to_real(top)
 
 
 MSB_WIDTHS = (64, 32, 16)
@@ -270,7 +297,6 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int =
     for j, c in enumerate(offs):                    # x - c_j fills elements j n' .. (j + 1) n'
         _adder_inputs(xc, rot.cuts, c, j * x.shape[1], a, y, shift, word(mask))
     G, P, top = _msb_first_level(ctx, rot, a, y, width, tag)
-    G, P, top = rot.to_real(G), rot.to_real(P), rot.to_real(top)
     gh, t, hp, first = G.reshape(-1), P.reshape(-1), 0, True
     for w in _TREE_LEVELS[width]:          # width of the (G, P) words entering the level
         half = w // 2 if w > 2 else 0
