@@ -32,8 +32,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numba
 import numpy as np
 
+from ..kernels import elementwise
 from ..protocols.roles import Rotation
 from ..protocols.trunc import trunc_roles
 
@@ -60,6 +62,28 @@ def _encoded_cos_sin(angle: np.ndarray, f: int) -> tuple:
     return enc(np.cos(a)), enc(np.sin(a))
 
 
+@elementwise(1)
+def _all_roles(cuts, t, u, half0, ctab, stab, mod, want_cos, want_sin, A, B):
+    """Every role's local steps of ``cos_sin`` for one angle in one pass (the in-process
+    simulation, table lookups): role 2's dealt halves, the masked angle delta that
+    roles 0 and 1 both learn (looked up once), and their parts of the products."""
+    for i in numba.prange(t.size):
+        k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
+        ti = t[i]
+        h0c, h0s = half0[i, 0], half0[i, 1]
+        h1c, h1s = ctab[ti] - h0c, stab[ti] - h0s
+        d = (np.uint32(u[k, i]) + np.uint32(u[(k + 1) % 3, i]) + np.uint32(u[(k + 2) % 3, i]) + ti) & mod
+        C, S = ctab[d], stab[d]
+        col = 0
+        if want_cos:
+            A[i, col] = C * h0c + S * h0s
+            B[i, col] = C * h1c + S * h1s
+            col += 1
+        if want_sin:
+            A[i, col] = S * h0c - C * h0s
+            B[i, col] = S * h1c - C * h1s
+
+
 def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -> dict:
     """{'cos': shares of cos 2 pi u, 'sin': shares of sin 2 pi u} for fixed-point turns u."""
     if f > 32:
@@ -69,6 +93,20 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
     n = flat.shape[1]
     rot = Rotation(n)
     mod = np.uint32((1 << f) - 1) if f < 32 else np.uint32(0xFFFFFFFF)
+    receivers = sorted({(role + k) % 3 for k, _, _ in rot.chunks for role in (0, 1)})
+    names = [name for name in ("cos", "sin") if name in want]
+    if ctx.chan.simulated() and f <= _TABLE_MAX_BITS:
+        # one process plays every role, nobody taps: one pass, the messages only counted
+        t = rot.draw_own(ctx.rand, 2, np.uint32) & mod
+        half0 = rot.draw(ctx.rand, 0, np.uint64, width=2)
+        A, B = np.empty((n, len(names)), np.uint64), np.empty((n, len(names)), np.uint64)
+        _all_roles(rot.cuts, t, np.ascontiguousarray(flat), half0, *_table(f), mod,
+                   "cos" in want, "sin" in want, A, B)
+        angle, halves = np.broadcast_to(np.uint32(0), (n,)), np.broadcast_to(np.uint64(0), (n, 2))
+        rot.exchange(ctx.chan, [(2, 0, angle), (2, 1, angle), (2, 1, halves)], tag=f"{tag}/mask")
+        ctx.chan.record_opening(f"{tag}/masked-angle", shape, receivers, masked=True)
+        out = trunc_roles(ctx, rot, A, B, None, f, f"{tag}/trunc")
+        return {name: np.ascontiguousarray(out[:, :, i]).reshape((3,) + shape) for i, name in enumerate(names)}
     u0 = rot.role(flat, 0).astype(np.uint32)
     u1 = rot.role(flat, 1).astype(np.uint32)
     u2 = rot.role(flat, 2).astype(np.uint32)
@@ -84,7 +122,6 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
         [(2, 0, (u2 + t) & mod), (2, 1, (u0 + t) & mod), (2, 1, half1)],
         tag=f"{tag}/mask",
     )
-    receivers = sorted({(role + k) % 3 for k, _, _ in rot.chunks for role in (0, 1)})
     ctx.chan.record_opening(f"{tag}/masked-angle", shape, receivers, masked=True)
     delta0 = (u0 + u1 + got[0]) & mod                     # role 0
     delta1 = (got[1] + u1 + u2) & mod                     # role 1 (the same value)
@@ -92,14 +129,12 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
 
     C0, S0 = _encoded_cos_sin(delta0, f)                 # role 0
     C1, S1 = _encoded_cos_sin(delta1, f)                 # role 1
-    parts_a, parts_b, names = [], [], []
+    parts_a, parts_b = [], []
     if "cos" in want:
         parts_a.append(C0 * half0[:, 0] + S0 * half0[:, 1])
         parts_b.append(C1 * h1[:, 0] + S1 * h1[:, 1])
-        names.append("cos")
     if "sin" in want:
         parts_a.append(S0 * half0[:, 0] - C0 * half0[:, 1])
         parts_b.append(S1 * h1[:, 0] - C1 * h1[:, 1])
-        names.append("sin")
     out = trunc_roles(ctx, rot, np.stack(parts_a, axis=1), np.stack(parts_b, axis=1), None, f, f"{tag}/trunc")
     return {name: np.ascontiguousarray(out[:, :, i]).reshape((3,) + shape) for i, name in enumerate(names)}
