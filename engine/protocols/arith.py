@@ -146,7 +146,7 @@ def mul_local(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(inline="always")
-def _server_term(s, x0, x1, x2, y0, y1, y2, r, i):
+def _server_term(s, x0, x1, x2, y0, y1, y2):
     """Server s's additive share of x * y (``arith.mul_local``)."""
     if s == 0:
         return (x0 + x1) * (y0 + y1)
@@ -170,7 +170,7 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, zero_sharing, parts):
             s = (j + k) % 3
             if me >= 0 and s != me:     # server me plays role (me - k) in chunk k
                 continue
-            v = _server_term(s, x0, x1, x2, y0, y1, y2, r, i)
+            v = _server_term(s, x0, x1, x2, y0, y1, y2)
             if has_add:
                 v += add[s, i]
             if zero_sharing:

@@ -12,7 +12,8 @@ part B, role 2 optionally part C, with x = A + B + C.  Role 2 is the helper.
    role 1 its additive halves of r_low >> m and r_63 (role 0's halves come
    from the stream it shares with role 2).
    Simultaneously role 0 sends A + 2^62 + r_a to role 1, role 1 sends B + r_b
-   to role 0 (and role 2 sends C to both).  Roles 0 and 1 now know
+   to role 0 (and role 2 sends C to both, masked by r_c from its private
+   stream, which it adds to r).  Roles 0 and 1 now know
    c = x + 2^62 + r mod 2^64: uniform, since r is.               [1 round]
 2. With x' = x + 2^62 in [0, 2^63), the carry w = c_63 xor r_63 tells whether
    x' + r_low wrapped past 2^63, and
@@ -26,6 +27,11 @@ part B, role 2 optionally part C, with x = A + B + C.  Role 2 is the helper.
 No step can fail for |x| < 2^62: the error is below 1 ulp, always.  The
 failure probability per element is 0 (the issue asks for below 2^-40).
 
+In one process with no tapped channel (``Channel.simulated``) every role's
+steps run as one pass (``_all_roles``) and the messages are only counted;
+otherwise (party mode, or a tapped channel) role by role, each role only on
+its own chunk.
+
 Cost per element: 2 rounds; with C (fused multiply) role 2 sends 32 B and
 roles 0 and 1 16 B; without C all three send 16 B.  Rotated over the three
 servers: 64/3 B and 16 B per server.
@@ -36,8 +42,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..kernels import elementwise
 from ..gemm import u64_matmul
+from ..kernels import elementwise
 from .arith import masked_products, matmul_public
 from .roles import Rotation
 
