@@ -86,3 +86,21 @@ def test_the_one_pass_simulation_of_a_truncation_equals_the_role_by_role_steps()
         b = _run_truncations(stepped)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert mf.cost == ms.cost and mf.openings == ms.openings
+
+
+def test_the_one_pass_and_role_by_role_paths_agree_on_the_parallel_kernels():
+    """Above PARALLEL_MIN_ITEMS both paths run the parallel compilations: a product,
+    a coarse comparison's ReLU and a masked cosine on 150,000 elements, both ways."""
+    from secptune.engine import Context, EngineConfig, SharedTensor, approx
+
+    n = kernels.PARALLEL_MIN_ITEMS + 19_000
+
+    def run(ctx):
+        x = SharedTensor.from_client(ctx, np.random.default_rng(5).normal(size=n) * 4)
+        return [t.shares for t in (x * x, x.relu(), approx.gelu(x, coarse=True), approx.cos_sin(x)["cos"])]
+
+    fused, stepped = Context(EngineConfig(seed=8)), Context(EngineConfig(seed=8))
+    a = run(fused)
+    with stepped.chan.tap(1):
+        b = run(stepped)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
