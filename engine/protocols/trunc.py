@@ -44,7 +44,7 @@ import numpy as np
 
 from ..gemm import u64_matmul
 from ..kernels import elementwise
-from .arith import masked_products, matmul_public
+from .arith import _server_term, masked_products, matmul_public
 from .roles import Rotation
 
 TRUNC_INPUT_BITS = 62  # |x| < 2^62 in ring units
@@ -105,31 +105,89 @@ def _assemble(cuts, rho, y0, y1, sigma, out):
         out[(k + 2) % 3, e] = sigma[e]
 
 
+@numba.njit(inline="always")
+def _reshared_sum(A, B, C, r, ra, rb, a0, b0, rho, sigma, m):
+    """The middle output component y0 + y1 of one element's truncation, every role's
+    steps in turn (``_helper_step``, ``_mask_step``, ``_correct_step``): parts A, B,
+    C (C already masked), the helper's mask r = ra + rb (+ C's mask)."""
+    low63 = _U((1 << 63) - 1)
+    hi = _U(63 - m)
+    half_a = ((r & low63) >> _U(m)) - a0                          # role 2 -> role 1
+    half_b = (r >> _U(63)) - b0
+    c = (A + ra + _U(1 << 62)) + (B + rb) + C                     # roles 0 and 1
+    c63 = c >> _U(63)
+    coef = (_U(1) - (c63 << _U(1))) << hi
+    y0 = coef * b0 - a0 - rho + ((c & low63) >> _U(m)) + (c63 << hi) - (_U(1) << _U(62 - m))
+    y1 = coef * half_b - half_a - sigma
+    return y0 + y1
+
+
 @elementwise(1)
 def _all_roles(cuts, A, B, C, has_c, cm, has_cm, ra, rb, a0, b0, rho, sigma, m, out):
     """Every role's steps of ``trunc_roles`` for one element in one pass (the in-process
     simulation, where one process computes all of them): the same arithmetic as
     ``_helper_step``, ``_mask_step``, ``_correct_step`` and ``_assemble`` in turn."""
-    low63 = _U((1 << 63) - 1)
-    hi = _U(63 - m)
-    off = _U(1) << _U(62 - m)
     for e in numba.prange(A.size):
         k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
         r = ra[e] + rb[e]
         if has_cm:
             r += cm[e]
-        half_a = ((r & low63) >> _U(m)) - a0[e]                       # role 2 -> role 1
-        half_b = (r >> _U(63)) - b0[e]
-        c = (A[e] + ra[e] + _U(1 << 62)) + (B[e] + rb[e])             # roles 0 and 1
-        if has_c:
-            c += C[e]
-        c63 = c >> _U(63)
-        coef = (_U(1) - (c63 << _U(1))) << hi
-        y0 = coef * b0[e] - a0[e] - rho[e] + ((c & low63) >> _U(m)) + (c63 << hi) - off
-        y1 = coef * half_b - half_a - sigma[e]
+        ce = C[e] if has_c else _U(0)
         out[k, e] = rho[e]
-        out[(k + 1) % 3, e] = y0 + y1
+        out[(k + 1) % 3, e] = _reshared_sum(A[e], B[e], ce, r, ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
         out[(k + 2) % 3, e] = sigma[e]
+
+
+@elementwise(1)
+def _products_all_roles(cuts, x, y, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out):
+    """``mul_trunc`` for one element in one pass (the in-process simulation): the
+    three servers' product terms (``arith.masked_products``: role j of chunk k is
+    server j + k, plus its component of ``add``, role 2's masked by cm), then the
+    truncation (``_all_roles``), without writing the parts out."""
+    for e in numba.prange(x.shape[1]):
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        x0, x1, x2 = x[0, e], x[1, e], x[2, e]
+        y0, y1, y2 = y[0, e], y[1, e], y[2, e]
+        t = (_server_term(0, x0, x1, x2, y0, y1, y2), _server_term(1, x0, x1, x2, y0, y1, y2),
+             _server_term(2, x0, x1, x2, y0, y1, y2))
+        if has_add:
+            t = (t[0] + add[0, e], t[1] + add[1, e], t[2] + add[2, e])
+        A = t[k]
+        B = t[(k + 1) % 3]
+        C = t[(k + 2) % 3] + cm[e]
+        r = ra[e] + rb[e] + cm[e]
+        out[k, e] = rho[e]
+        out[(k + 1) % 3, e] = _reshared_sum(A, B, C, r, ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
+        out[(k + 2) % 3, e] = sigma[e]
+
+
+def _draws(ctx, rot: Rotation, m: int, tag: str, k=None) -> tuple:
+    """The truncation's correlated randomness, in the order every party draws it."""
+    if not (0 < m < TRUNC_INPUT_BITS):
+        raise ValueError(f"{tag}: truncation by {m} bits is out of range")
+    rand = ctx.rand
+    ra = rot.draw(rand, 0, width=k)        # roles 0, 2
+    rb = rot.draw(rand, 2, width=k)        # roles 1, 2
+    a0 = rot.draw(rand, 0, width=k)        # role 0's half of r_low >> m
+    b0 = rot.draw(rand, 0, width=k)        # role 0's half of r_63
+    rho = rot.draw(rand, 0, width=k)       # output component 0 (roles 0, 2)
+    sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
+    return ra, rb, a0, b0, rho, sigma
+
+
+def _receivers(rot: Rotation) -> list:
+    """The servers that learn the masked value c (roles 0 and 1 of every chunk)."""
+    return sorted({(role + j) % 3 for j, _, _ in rot.chunks for role in (0, 1)})
+
+
+def _count(ctx, rot: Rotation, shape, has_c: bool, tag: str) -> None:
+    """The one-pass path's messages, counted through placeholders of their real sizes
+    (the same routes and rounds as ``trunc_roles``' role-by-role path), and the log entry."""
+    word = np.broadcast_to(np.uint64(0), shape)
+    sends = [(0, 1, word), (1, 0, word), (2, 1, word), (2, 1, word)] + ([(2, 0, word), (2, 1, word)] if has_c else [])
+    rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
+    ctx.chan.record_opening(f"{tag}/trunc-masked", shape, _receivers(rot), masked=True)
+    rot.exchange(ctx.chan, [(0, 1, word), (1, 0, word)], tag=f"{tag}/trunc-reshare")
 
 
 def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> np.ndarray:
@@ -141,32 +199,20 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> n
     draw from role 2's private stream that role 2 adds to the truncation's
     mask (c = x + r_a + r_b + C_mask is what roles 0 and 1 then learn).
     """
-    if not (0 < m < TRUNC_INPUT_BITS):
-        raise ValueError(f"{tag}: truncation by {m} bits is out of range")
-    rand = ctx.rand
     shape = A.shape
     k = shape[1] if A.ndim == 2 else None
-    ra = rot.draw(rand, 0, width=k)        # roles 0, 2
-    rb = rot.draw(rand, 2, width=k)        # roles 1, 2
-    a0 = rot.draw(rand, 0, width=k)        # role 0's half of r_low >> m
-    b0 = rot.draw(rand, 0, width=k)        # role 0's half of r_63
-    rho = rot.draw(rand, 0, width=k)       # output component 0 (roles 0, 2)
-    sigma = rot.draw(rand, 2, width=k)     # output component 2 (roles 1, 2)
+    ra, rb, a0, b0, rho, sigma = _draws(ctx, rot, m, tag, k)
     has_c, has_mask = C is not None, C_mask is not None
-    receivers = sorted({(role + j) % 3 for j, _, _ in rot.chunks for role in (0, 1)})
+    receivers = _receivers(rot)
     if ctx.chan.simulated():
         # one process plays every role and nobody taps a delivery: every role's steps in
-        # one pass, and the messages below only counted (their sizes and routes)
+        # one pass, and the messages only counted (their sizes and routes)
         out = np.empty((3,) + shape, np.uint64)
         flat = [np.ascontiguousarray(v).reshape(-1) for v in
                 (A, B, C if has_c else A, C_mask if has_mask else A, ra, rb, a0, b0, rho, sigma)]
         _all_roles(rot.cuts * (k or 1), flat[0], flat[1], flat[2], has_c, flat[3], has_mask, *flat[4:], m,
                    out.reshape(3, -1))
-        word = np.broadcast_to(np.uint64(0), shape)
-        sends = [(0, 1, word), (1, 0, word), (2, 1, word), (2, 1, word)] + ([(2, 0, word), (2, 1, word)] if has_c else [])
-        rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
-        ctx.chan.record_opening(f"{tag}/trunc-masked", shape, receivers, masked=True)
-        rot.exchange(ctx.chan, [(0, 1, word), (1, 0, word)], tag=f"{tag}/trunc-reshare")
+        _count(ctx, rot, shape, has_c, tag)
         return out
     # each step runs where its role is played: everywhere in the simulation, on the
     # party's own chunk in party mode (the rest of these arrays is never sent or used).
@@ -251,7 +297,19 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     adds one component it holds), so (x * y + add) >> m costs what the
     product alone does.
     """
-    rot = Rotation(int(np.prod(np.broadcast_shapes(x.shape, y.shape)[1:], dtype=np.int64)))
+    shape = np.broadcast_shapes(x.shape, y.shape)[1:]
+    rot = Rotation(int(np.prod(shape, dtype=np.int64)))
+    if ctx.chan.simulated():
+        # one process plays every role, nobody taps: the products and the truncation in
+        # one pass (the parts never written out); the same draws in the same order
+        flat = [np.ascontiguousarray(np.broadcast_to(v, (3,) + shape)).reshape(3, -1)
+                for v in (x, y, x if add is None else add)]
+        mask = rot.draw_own(ctx.rand, 2)
+        out = np.empty((3, rot.n), np.uint64)
+        _products_all_roles(rot.cuts, flat[0], flat[1], flat[2], add is not None, mask,
+                            *_draws(ctx, rot, m, tag), m, out)
+        _count(ctx, rot, (rot.n,), True, tag)
+        return out.reshape((3,) + shape)
     shape, parts, mask = masked_products(ctx, x, y, rot, add)
     return trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask).reshape((3,) + shape)
 
