@@ -73,6 +73,12 @@ def unpack_bits(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
     return out
 
 
+def placeholder(shape, dtype=np.uint64) -> np.ndarray:
+    """A zero-stride stand-in of a message's real shape and type: the one-pass simulation
+    (``Channel.simulated``) hands these to ``exchange``, which counts them; nobody reads them."""
+    return np.broadcast_to(np.dtype(dtype).type(0), shape)
+
+
 class Message(NamedTuple):
     src: int
     dst: int

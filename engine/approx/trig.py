@@ -35,6 +35,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+from ..comm import placeholder
 from ..kernels import elementwise
 from ..protocols.roles import Rotation
 from ..protocols.trunc import trunc_roles
@@ -84,6 +85,11 @@ def _all_roles(cuts, t, u, half0, ctab, stab, mod, want_cos, want_sin, A, B):
             B[i, col] = S * h1c - C * h1s
 
 
+def _mask_sends(to_role0, to_role1, halves1) -> list:
+    """The dealer's (role 2's) messages: each masked angle part, and role 1's halves."""
+    return [(2, 0, to_role0), (2, 1, to_role1), (2, 1, halves1)]
+
+
 def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -> dict:
     """{'cos': shares of cos 2 pi u, 'sin': shares of sin 2 pi u} for fixed-point turns u."""
     if f > 32:
@@ -93,7 +99,7 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
     n = flat.shape[1]
     rot = Rotation(n)
     mod = np.uint32((1 << f) - 1) if f < 32 else np.uint32(0xFFFFFFFF)
-    receivers = sorted({(role + k) % 3 for k, _, _ in rot.chunks for role in (0, 1)})
+    receivers = rot.players(0, 1)
     names = [name for name in ("cos", "sin") if name in want]
     if ctx.chan.simulated() and f <= _TABLE_MAX_BITS:
         # one process plays every role, nobody taps: one pass, the messages only counted
@@ -102,8 +108,8 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
         A, B = np.empty((n, len(names)), np.uint64), np.empty((n, len(names)), np.uint64)
         _all_roles(rot.cuts, t, np.ascontiguousarray(flat), half0, *_table(f), mod,
                    "cos" in want, "sin" in want, A, B)
-        angle, halves = np.broadcast_to(np.uint32(0), (n,)), np.broadcast_to(np.uint64(0), (n, 2))
-        rot.exchange(ctx.chan, [(2, 0, angle), (2, 1, angle), (2, 1, halves)], tag=f"{tag}/mask")
+        angle = placeholder((n,), np.uint32)
+        rot.exchange(ctx.chan, _mask_sends(angle, angle, placeholder((n, 2))), tag=f"{tag}/mask")
         ctx.chan.record_opening(f"{tag}/masked-angle", shape, receivers, masked=True)
         out = trunc_roles(ctx, rot, A, B, None, f, f"{tag}/trunc")
         return {name: np.ascontiguousarray(out[:, :, i]).reshape((3,) + shape) for i, name in enumerate(names)}
@@ -117,11 +123,7 @@ def cos_sin(ctx, u: np.ndarray, f: int, want=("cos", "sin"), tag: str = "cos") -
     half0 = rot.draw(ctx.rand, 0, np.uint64, width=2)     # role 0's halves (roles 0, 2 know)
     half1 = np.stack([ct, st], axis=1) - half0            # role 1's halves
 
-    got = rot.exchange(
-        ctx.chan,
-        [(2, 0, (u2 + t) & mod), (2, 1, (u0 + t) & mod), (2, 1, half1)],
-        tag=f"{tag}/mask",
-    )
+    got = rot.exchange(ctx.chan, _mask_sends((u2 + t) & mod, (u0 + t) & mod, half1), tag=f"{tag}/mask")
     ctx.chan.record_opening(f"{tag}/masked-angle", shape, receivers, masked=True)
     delta0 = (u0 + u1 + got[0]) & mod                     # role 0
     delta1 = (got[1] + u1 + u2) & mod                     # role 1 (the same value)

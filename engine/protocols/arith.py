@@ -180,6 +180,11 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, zero_sharing, parts):
             parts[j, i] = v
 
 
+def components_flat(v: np.ndarray, shape: tuple) -> np.ndarray:
+    """Shares v broadcast to [3, *shape], contiguous, as [3, n]."""
+    return np.ascontiguousarray(np.broadcast_to(v, (3,) + shape)).reshape(3, -1)
+
+
 def masked_products(ctx, x: np.ndarray, y: np.ndarray, rot=None, add=None) -> tuple:
     """(shape, parts [3, n], mask): additive shares of x * y (+ ``add``) in one pass
     (``_mul_roles``).
@@ -193,9 +198,8 @@ def masked_products(ctx, x: np.ndarray, y: np.ndarray, rot=None, add=None) -> tu
     per element instead of a zero sharing's 24.
     """
     shape = np.broadcast_shapes(x.shape, y.shape)[1:]
-    xf = np.ascontiguousarray(np.broadcast_to(x, (3,) + shape)).reshape(3, -1)
-    yf = np.ascontiguousarray(np.broadcast_to(y, (3,) + shape)).reshape(3, -1)
-    af = xf if add is None else np.ascontiguousarray(np.broadcast_to(add, (3,) + shape)).reshape(3, -1)
+    xf, yf = components_flat(x, shape), components_flat(y, shape)
+    af = xf if add is None else components_flat(add, shape)
     n = xf.shape[1]
     if rot is None:
         cuts = np.array([0, n, n, n], dtype=np.int64)

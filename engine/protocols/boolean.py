@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..comm import Message, pack_bits, unpack_bits
+from ..comm import Message, pack_bits, placeholder, unpack_bits
 from ..kernels import elementwise
 from .roles import Rotation
 
@@ -71,8 +71,7 @@ def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray
                -1 if me is None else me, z)
     if ctx.chan.simulated():
         # z_i delivered to server i - 1 is z itself: count the messages (packed as on the wire)
-        wire = (np.broadcast_to(dtype.type(0), (n,)) if bits >= 8
-                else np.broadcast_to(np.uint8(0), (-(-n // (8 // bits)),)))
+        wire = placeholder((n,), dtype) if bits >= 8 else placeholder((-(-n // (8 // bits)),), np.uint8)
         ctx.chan.exchange([Message(i, (i - 1) % 3, wire) for i in range(3)], tag=f"{tag}/and")
         return z
     if bits >= 8:
@@ -217,6 +216,13 @@ def _first_level_all(cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top):
         top[c2, i] = np.uint8((a[i] >> tb) & _U(1)) ^ t0[i] ^ t1[i] ^ np.uint8((y[i] >> tb) & _U(1))
 
 
+def _share_sends(F2, gp1, gp0, t2) -> list:
+    """The first level's role messages: role 0's third components of (a_h, a_l, a_h a_l)
+    and of a's top bit (t2, packed bits) to roles 1 and 2, the cross terms of roles 1
+    and 2 to role 0."""
+    return [(0, (1, 2), F2), (1, 0, gp1), (2, 0, gp0), (0, (1, 2), t2, 1)]
+
+
 def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: int, tag: str):
     """Boolean shares (real layout) of level-1 (G, P) words (width/2 bits) and of
     a_top ^ y_top (uint8), from the adder's addends a (role 0) and y (roles 1 and 2)."""
@@ -229,15 +235,14 @@ def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: in
     t0 = rot.draw(rand, 0, np.uint8) & np.uint8(1)
     t1 = rot.draw(rand, 1, np.uint8) & np.uint8(1)
     mask = rot.draw(rand, 2, half, width=4)             # roles 1, 2: mu0, mu1, nu0, nu1
-    sends = [(0, (1, 2), "F2"), (1, 0, "gp1"), (2, 0, "gp0"), (0, (1, 2), "t2", 1)]
     if ctx.chan.simulated():
         # one process plays every role, nobody taps: one pass, the messages only counted
         G, P = np.empty((3, n), half), np.empty((3, n), half)
         top = np.empty((3, n), np.uint8)
         _first_level_all(rot.cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top)
-        words = {"F2": np.broadcast_to(half(0), (n, 3)), "gp1": np.broadcast_to(half(0), (n, 2)),
-                 "gp0": np.broadcast_to(half(0), (n, 2)), "t2": np.broadcast_to(np.uint8(0), (n,))}
-        rot.exchange(ctx.chan, [s[:2] + (words[s[2]],) + s[3:] for s in sends], tag=f"{tag}/msb-share")
+        pair = placeholder((n, 2), half)
+        rot.exchange(ctx.chan, _share_sends(placeholder((n, 3), half), pair, pair, placeholder((n,), np.uint8)),
+                     tag=f"{tag}/msb-share")
         return G, P, top
     m0, m1, m2, m3 = (np.ascontiguousarray(mask[:, j]) for j in range(4))
     F2 = np.empty((n, 3), half)
@@ -247,8 +252,7 @@ def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: in
     _cross(F0, y, m0, m2, False, width, gp0)                       # role 2
     gp1 = np.empty((n, 2), half)
     _cross(F1, y, m1, m3, False, width, gp1)                       # role 1
-    words = {"F2": F2, "gp1": gp1, "gp0": gp0, "t2": t2}   # t2: a's top bit's third component, packed bits
-    got = rot.exchange(ctx.chan, [s[:2] + (words[s[2]],) + s[3:] for s in sends], tag=f"{tag}/msb-share")
+    got = rot.exchange(ctx.chan, _share_sends(F2, gp1, gp0, t2), tag=f"{tag}/msb-share")
     gp2 = np.empty((n, 2), half)
     _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, width, gp2)          # roles 1 and 2
     G = np.stack([got[2][:, 0], got[1][:, 0], gp2[:, 0]])
@@ -360,6 +364,12 @@ def _b2a_all(b, cuts, u0, u1, mu, out):
         out[c2, i] = u2 + yi - two * w2
 
 
+def _b2a_sends(u2, w1, w0) -> list:
+    """``bit_to_arith``'s role messages: role 0's third component of u to roles 1 and 2,
+    the masked cross terms of roles 1 and 2 to role 0."""
+    return [(0, (1, 2), u2), (1, 0, w1), (2, 0, w0)]
+
+
 def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
     """Arithmetic shares [3, n] of boolean-shared bits [3, n].
 
@@ -378,12 +388,12 @@ def bit_to_arith(ctx, b: np.ndarray, tag: str = "b2a") -> np.ndarray:
         # one process plays every role, nobody taps: one pass, the messages only counted
         out = np.empty((3, n), np.uint64)
         _b2a_all(np.ascontiguousarray(b, dtype=np.uint8), rot.cuts, u0, u1, mu, out)
-        word = np.broadcast_to(np.uint64(0), (n,))
-        rot.exchange(ctx.chan, [(0, (1, 2), word), (1, 0, word), (2, 0, word)], tag=f"{tag}/b2a")
+        word = placeholder((n,))
+        rot.exchange(ctx.chan, _b2a_sends(word, word, word), tag=f"{tag}/b2a")
         return out
     u2, w0, w1, y = (np.empty(n, np.uint64) for _ in range(4))
     _b2a_share(np.ascontiguousarray(b, dtype=np.uint8), rot.cuts, u0, u1, mu, u2, w0, w1, y)
-    u2r, w1r, w0r = rot.exchange(ctx.chan, [(0, (1, 2), u2), (1, 0, w1), (2, 0, w0)], tag=f"{tag}/b2a")
+    u2r, w1r, w0r = rot.exchange(ctx.chan, _b2a_sends(u2, w1, w0), tag=f"{tag}/b2a")
     out = np.empty((3, n), np.uint64)
     _b2a_finish(rot.cuts, u0, u1, np.ascontiguousarray(u2r), np.ascontiguousarray(w0r),
                 np.ascontiguousarray(w1r), y, mu, out)

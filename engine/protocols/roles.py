@@ -48,12 +48,9 @@ class Rotation:
         k = (me - role) % 3
         return slice(int(self.cuts[k]) * width, int(self.cuts[k + 1]) * width)
 
-    def to_roles(self, x: np.ndarray) -> np.ndarray:
-        """[3, n, ...] real components -> role components."""
-        out = np.empty_like(x)
-        for k, lo, hi in self.chunks:
-            out[:, lo:hi] = np.roll(x[:, lo:hi], -k, axis=0) if k else x[:, lo:hi]
-        return out
+    def players(self, *roles: int) -> list:
+        """The servers that play any of ``roles`` in some chunk (for an opening's log entry)."""
+        return sorted({(role + k) % 3 for k, _, _ in self.chunks for role in roles})
 
     def to_real(self, r: np.ndarray) -> np.ndarray:
         """[3, n, ...] role components -> real components."""

@@ -42,9 +42,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..comm import placeholder
 from ..gemm import u64_matmul
 from ..kernels import elementwise
-from .arith import _server_term, masked_products, matmul_public
+from .arith import _server_term, components_flat, masked_products, matmul_public
 from .roles import Rotation
 
 TRUNC_INPUT_BITS = 62  # |x| < 2^62 in ring units
@@ -175,18 +176,19 @@ def _draws(ctx, rot: Rotation, m: int, tag: str, k=None) -> tuple:
     return ra, rb, a0, b0, rho, sigma
 
 
-def _receivers(rot: Rotation) -> list:
-    """The servers that learn the masked value c (roles 0 and 1 of every chunk)."""
-    return sorted({(role + j) % 3 for j, _, _ in rot.chunks for role in (0, 1)})
+def _open_sends(msg0, msg1, half_a, half_b, C=None) -> list:
+    """The first round's role messages: masked parts between roles 0 and 1, the
+    helper's halves to role 1, and (fused multiply) the helper's part C to both."""
+    sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, half_a), (2, 1, half_b)]
+    return sends + ([(2, 0, C), (2, 1, C)] if C is not None else [])
 
 
 def _count(ctx, rot: Rotation, shape, has_c: bool, tag: str) -> None:
     """The one-pass path's messages, counted through placeholders of their real sizes
-    (the same routes and rounds as ``trunc_roles``' role-by-role path), and the log entry."""
-    word = np.broadcast_to(np.uint64(0), shape)
-    sends = [(0, 1, word), (1, 0, word), (2, 1, word), (2, 1, word)] + ([(2, 0, word), (2, 1, word)] if has_c else [])
-    rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
-    ctx.chan.record_opening(f"{tag}/trunc-masked", shape, _receivers(rot), masked=True)
+    (the routes of ``trunc_roles``' role-by-role path), and the log entry."""
+    word = placeholder(shape)
+    rot.exchange(ctx.chan, _open_sends(word, word, word, word, word if has_c else None), tag=f"{tag}/trunc-open")
+    ctx.chan.record_opening(f"{tag}/trunc-masked", shape, rot.players(0, 1), masked=True)
     rot.exchange(ctx.chan, [(0, 1, word), (1, 0, word)], tag=f"{tag}/trunc-reshare")
 
 
@@ -203,7 +205,6 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> n
     k = shape[1] if A.ndim == 2 else None
     ra, rb, a0, b0, rho, sigma = _draws(ctx, rot, m, tag, k)
     has_c, has_mask = C is not None, C_mask is not None
-    receivers = _receivers(rot)
     if ctx.chan.simulated():
         # one process plays every role and nobody taps a delivery: every role's steps in
         # one pass, and the messages only counted (their sizes and routes)
@@ -235,12 +236,9 @@ def trunc_roles(ctx, rot: Rotation, A, B, C, m: int, tag: str, C_mask=None) -> n
     msg1 = new(shape, np.uint64)
     _mask_step(at(B, r1), at(rb, r1), _U(0), at(msg1, r1))                           # role 1
 
-    sends = [(0, 1, msg0), (1, 0, msg1), (2, 1, half_a), (2, 1, half_b)]
-    if C is not None:
-        sends += [(2, 0, C), (2, 1, C)]
-    got = rot.exchange(ctx.chan, sends, tag=f"{tag}/trunc-open")
+    got = rot.exchange(ctx.chan, _open_sends(msg0, msg1, half_a, half_b, C), tag=f"{tag}/trunc-open")
     # c = x + 2^62 + r is opened to roles 0 and 1, masked by the uniform r.
-    ctx.chan.record_opening(f"{tag}/trunc-masked", shape, receivers, masked=True)
+    ctx.chan.record_opening(f"{tag}/trunc-masked", shape, rot.players(0, 1), masked=True)
 
     y0 = new(shape, np.uint64)                                # role 0: c = msg0 + got(msg1) [+ C]
     _correct_step(at(msg0, r0), at(got[1], r0), at(got[4] if has_c else msg0, r0), has_c,
@@ -302,8 +300,7 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     if ctx.chan.simulated():
         # one process plays every role, nobody taps: the products and the truncation in
         # one pass (the parts never written out); the same draws in the same order
-        flat = [np.ascontiguousarray(np.broadcast_to(v, (3,) + shape)).reshape(3, -1)
-                for v in (x, y, x if add is None else add)]
+        flat = [components_flat(v, shape) for v in (x, y, x if add is None else add)]
         mask = rot.draw_own(ctx.rand, 2)
         out = np.empty((3, rot.n), np.uint64)
         _products_all_roles(rot.cuts, flat[0], flat[1], flat[2], add is not None, mask,
