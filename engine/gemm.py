@@ -26,6 +26,7 @@ thread.
 
 from __future__ import annotations
 
+import functools
 import os
 
 # Numba's parallel kernels run on GNU OpenMP, whose idle threads spin for a
@@ -40,13 +41,22 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 from . import gemm_kernels
+from .kernels import twins
 
 MR, NR = 4, 4                       # output tile: MR x NR dot products in vector registers
 PARALLEL_MIN_MACS = 1 << 22         # below this many multiply-adds, one thread
 
 
+@functools.lru_cache(maxsize=None)
+def _tiles() -> tuple:
+    """(serial, parallel) compilations of the generated kernel, made on first use (so
+    that ``tools/make_gemm_kernels.py`` can import this module to rewrite the file)."""
+    return twins(gemm_kernels.tiles)
+
+
 def kernel_source() -> str:
-    """The source of ``gemm_kernels.py``: the tile kernel written out, serial and parallel.
+    """The source of ``gemm_kernels.py``: the tile kernel written out (its loop over
+    tiles a ``prange``; ``kernels.twins`` compiles it serial and parallel).
 
     Each tile of MR x NR outputs is MR x NR dot products over the inner
     dimension, which is contiguous in both operands (rows of A, rows of B
@@ -64,7 +74,7 @@ def kernel_source() -> str:
         "    nbb, N = Bt.shape[0], Bt.shape[1]",
         f"    mb = (M + {MR - 1}) // {MR}",
         f"    nbt = (N + {NR - 1}) // {NR}",
-        "    for t in {loop}(C.shape[0] * mb * nbt):",
+        "    for t in numba.prange(C.shape[0] * mb * nbt):",
         "        b = t // (mb * nbt)",
         f"        i0 = ((t // nbt) % mb) * {MR}",
         f"        j0 = (t % nbt) * {NR}",
@@ -89,12 +99,9 @@ def kernel_source() -> str:
         "",
         f"MR, NR = {MR}, {NR}",
     ]
-    out = head
-    for name, loop, par in (("tiles_serial", "range", "False"), ("tiles_parallel", "numba.prange", "True")):
-        out += ["", "", f"@numba.njit(cache=True, nogil=True, parallel={par})", f"def {name}(A, Bt, C):",
-                '    """C[b] = A[b] @ Bt[b]^T mod 2^64 for A [nb, M, K], Bt [nb, N, K] (a batch of 1 broadcasts)."""']
-        out += [line.format(loop=loop) if "{loop}" in line else line for line in body]
-    return "\n".join(out) + "\n"
+    out = head + ["", "", "def tiles(A, Bt, C):",
+                  '    """C[b] = A[b] @ Bt[b]^T mod 2^64 for A [nb, M, K], Bt [nb, N, K] (a batch of 1 broadcasts)."""']
+    return "\n".join(out + body) + "\n"
 
 
 def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -120,6 +127,7 @@ def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a3 = np.ascontiguousarray(flat(a, M, K))
     bt = np.ascontiguousarray(np.swapaxes(flat(b, K, N), -1, -2))
     out = np.empty((nb, M, N), np.uint64)
-    kernel = gemm_kernels.tiles_parallel if nb * M * N * K >= PARALLEL_MIN_MACS else gemm_kernels.tiles_serial
+    serial, parallel = _tiles()
+    kernel = parallel if nb * M * N * K >= PARALLEL_MIN_MACS else serial
     kernel(a3, bt, out)
     return out.reshape(batch + (M, N))

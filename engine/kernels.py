@@ -24,17 +24,23 @@ import numba
 PARALLEL_MIN_ITEMS = 1 << 17
 
 
+def twins(fn) -> tuple:
+    """(serial, parallel): the two cached compilations of a function whose outer loop is
+    ``numba.prange``, the parallel one from a renamed copy."""
+    serial = numba.njit(cache=True, nogil=True)(fn)
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    twin.__module__ = fn.__module__
+    return serial, numba.njit(cache=True, nogil=True, parallel=True)(twin)
+
+
 def elementwise(size_arg: int = 0):
     """Decorator: a dispatcher that runs the serial or the parallel compilation of the
     kernel, by the ``.size`` of its argument number ``size_arg``."""
 
     def wrap(fn):
-        serial = numba.njit(cache=True, nogil=True)(fn)
-        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
-                                  fn.__defaults__, fn.__closure__)
-        twin.__qualname__ = fn.__qualname__ + "_parallel"
-        twin.__module__ = fn.__module__
-        parallel = numba.njit(cache=True, nogil=True, parallel=True)(twin)
+        serial, parallel = twins(fn)
 
         @functools.wraps(fn)
         def call(*args):
