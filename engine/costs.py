@@ -69,13 +69,13 @@ _RECIP = _HBIT + 7 * _INT_MUL + _TRUNC + 4 * _MUL + _MUL
 # rsqrt: position, integer products (5, 2, 1), mantissa truncation, seed (m^2 and
 # a combining truncation), Newton step (three products), parity and rescaling products
 _RSQRT = _HBIT + 8 * _INT_MUL + _TRUNC + _MUL + _TRUNC + 3 * _MUL + 2 * _MUL
-# GELU: three comparisons batched (MSB of 3 values), two bits to arithmetic, x [x < 0],
-# the tail polynomial (four products, ``poly.evaluate``), select
-_GELU_REST = 2 * _B2A + _INT_MUL + 4 * _MUL + _INT_MUL
-_GELU = 3 * (_MSB_SHARE + _MSB_TREE) + _GELU_REST
-_GELU_COARSE = 3 * (_MSB_SHARE16 + _MSB_TREE16) + _GELU_REST
-# comparison-free GELU: s = x^2 / 16, polynomial in s (three products)
-_GELU_POLY = _MUL + 3 * _MUL
+# comparison-free GELU: t = x^2 / 8 - 1, polynomial in t (four products)
+_GELU_POLY = _MUL + 4 * _MUL
+# GELU: two comparisons batched (MSB of 2 values), two bits to arithmetic, the
+# comparison-free polynomial, two selections (integer products) in one batch
+_GELU_REST = 2 * _B2A + _GELU_POLY + 2 * _INT_MUL
+_GELU = 2 * (_MSB_SHARE + _MSB_TREE) + _GELU_REST
+_GELU_COARSE = 2 * (_MSB_SHARE16 + _MSB_TREE16) + _GELU_REST
 # masked cosine: role 2 sends two 4-byte masked angles and 16 B of dealt halves,
 # then the truncation (role 2 helper, 16 B each); rotated
 _COS = (4 + 4 + 16 + 16 + 16 + 16) / 3
@@ -107,8 +107,8 @@ DECLARED = {
     "exp": DeclaredCost(20, _even(_EXP), where="approx.elementary.exp"),
     "reciprocal": DeclaredCost(27, _even(_RECIP), where="approx.elementary.reciprocal"),
     "rsqrt": DeclaredCost(31, _even(_RSQRT), where="approx.elementary.rsqrt"),
-    "gelu": DeclaredCost(15, _even(_GELU), where="approx.activations.gelu"),
-    "gelu_coarse": DeclaredCost(13, _even(_GELU_COARSE), where="approx.activations.gelu (coarse)"),
+    "gelu": DeclaredCost(16, _even(_GELU), where="approx.activations.gelu"),
+    "gelu_coarse": DeclaredCost(14, _even(_GELU_COARSE), where="approx.activations.gelu (coarse)"),
     "gelu_poly": DeclaredCost(8, _even(_GELU_POLY), where="approx.activations.gelu_poly"),
     "cos": DeclaredCost(3, _even(_COS), where="approx.trig.cos_sin (cos only)"),
     "cos_sin": DeclaredCost(3, _even(_COS_SIN), where="approx.trig.cos_sin (both)"),

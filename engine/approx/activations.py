@@ -21,64 +21,72 @@ from .poly import evaluate
 # ----------------------------------------------------------------------------
 # GELU
 
-GELU_MAX_ABS_ERR = 1e-3        # on the whole line (float fit 4.7e-4, tail 1.9e-4, f = 18)
-# coarse=True: |x| below this (x and x -+ 4 are compared, with a band of 1/16)
-GELU_MAX_INPUT_COARSE = coarse_limit(fit.GELU_BAND_BITS) - fit.GELU_T - fit.GELU_BAND
+GELU_MAX_ABS_ERR = 3e-4        # on the whole line (float fit 2.0e-4 on [-4.0625, 4.0625], 1.3e-4 beyond; f = 18; measured 1.9e-4)
+# coarse=True: |x| below this (x -+ 4 are compared, with a band of 1/16)
+GELU_MAX_INPUT_COARSE = coarse_limit(fit.GELU_BAND_BITS) - fit.GELU_POLY_R - fit.GELU_BAND
 GELU_POLY_RANGE = fit.GELU_POLY_R
-GELU_POLY_MAX_ABS_ERR = 4e-3   # on [-4, 4] (float fit 2.1e-3, f = 18); no guarantee outside
+GELU_POLY_MAX_ABS_ERR = 3e-4   # on [-4, 4] (float fit 2.0e-4, f = 18; measured 1.9e-4); no guarantee outside
 
 
 def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) -> np.ndarray:
     """GELU(x) = x Phi(x) on the whole real line (every value the ring encodes), max
     abs error GELU_MAX_ABS_ERR.
 
-    GELU(x) = ReLU(x) - e(|x|) with e(t) = t Phi(-t), an even correction that
-    is below 1.9e-4 for |x| >= 3.9375.  e is a degree-8 polynomial in t = |x|
-    fitted on [-1/16, 4 + 1/16] (``fit.py``; ``poly.evaluate``: four products),
-    used where -4 <= x < 4 and 0 elsewhere.  The three comparisons (x < 0,
-    x < 4, x < -4) run as one batch; [-4 <= x < 4] is the XOR of the last two
-    (x < -4 implies x < 4), so two bits are converted to arithmetic.
+    GELU(x) = x [x >= 4] + [-4 <= x < 4] P(x), P the comparison-free
+    ``gelu_poly`` (fitted to |x| <= 4 + 1/16); GELU is within 4 Phi(-4) = 1.3e-4
+    of x above 4 and of 0 below -4.  Two comparisons, c1 = [x < 4] and
+    c2 = [x < -4], run as one batch; c2 implies c1, so [-4 <= x < 4] = c1 ^ c2
+    and [x >= 4] = 1 ^ c1 are local on the bits, and both go to arithmetic in
+    one conversion.  P does not depend on the comparisons; both selections are
+    one batch of integer products.
 
     ``coarse``: the comparisons are ``compare.coarse`` with a band of 1/16 (a
     16-bit adder, about a quarter of the bytes) for |x| <
     GELU_MAX_INPUT_COARSE (2043.9), which a transformer's pre-activations are
-    by orders of magnitude (``nn.encoder.gelu_input_bound``).  Each may err
-    within 1/16 above its threshold, which the fit interval absorbs: x in
-    [0, 1/16) taken as negative gives t = -x and ReLU 0, and 0 - e(-x) =
-    GELU(x); x in [4, 4.0625) taken as inside evaluates e at t < 4.0625; x in
-    [-4, -3.9375) taken as outside drops e(t) < 1.9e-4.
-    Cost: 6 (comparisons; coarse 4) + 1 (bits to arithmetic) + 1 (|x|, ReLU)
-    + 6 (polynomial) + 1 (select) = 15 rounds (coarse 13).
+    by orders of magnitude (``nn.encoder.gelu_input_bound``).  Each may say
+    "below" within 1/16 above its threshold, which the fit interval absorbs:
+    x in [4, 4.0625) taken as inside evaluates P there; x in [-4, -3.9375)
+    taken as outside gives 0 instead of GELU(x) > -1.3e-4 (c2 still implies
+    c1: c2 = 1 means x < -3.9375).
+    Cost: comparisons 6 (coarse 4) + bits to arithmetic 1 + selection 1, and
+    P 8 rounds = 16 rounds (coarse 14).
     """
     shape = x.shape[1:]
     flat = x.reshape(3, -1)
     n = flat.shape[1]
-    T = fit.GELU_T
+    R = fit.GELU_POLY_R
     width, shift = coarse_cmp(f, fit.GELU_BAND_BITS) if coarse else (64, 0)
-    offsets = [0, const(round(T * 2**f)), const(round(-T * 2**f))]      # x, x - T, x + T
-    bits = msb_bool(ctx, flat, f"{tag}/cmp", width, shift, offsets)
-    bits = bit_to_arith(ctx, np.concatenate([bits[:, :n], bits[:, n:2 * n] ^ bits[:, 2 * n:]], axis=1), f"{tag}/cmp")
-    neg, inside = bits[:, :n], bits[:, n:]                    # [x < 0], [-4 <= x < 4]
-    xs = mul_ss(ctx, neg, flat, f"{tag}/sign")                # x [x < 0]
-    relu = flat - xs
-    t = flat - const(2) * xs                                  # |x|
-    tail = evaluate(ctx, t, coeffs.GELU_TAIL_POLY, f, (-fit.GELU_BAND, T + fit.GELU_BAND), tag)
-    out = relu - mul_ss(ctx, inside, tail, f"{tag}/select")
-    return out.reshape((3,) + shape)
+    offsets = [const(round(R * 2**f)), const(round(-R * 2**f))]             # x - R, x + R
+    c = msb_bool(ctx, flat, f"{tag}/cmp", width, shift, offsets)              # [x < R], [x < -R]
+    above = c[:, :n].copy()
+    above[0] ^= np.uint8(1)                                                   # [x >= R]: 1 ^ c1
+    bits = bit_to_arith(ctx, np.concatenate([above, c[:, :n] ^ c[:, n:]], axis=1), f"{tag}/cmp")
+    p = gelu_poly(ctx, flat, f, f"{tag}/poly")
+    sel = mul_ss(ctx, bits, np.concatenate([flat, p], axis=1), f"{tag}/select")
+    return (sel[:, :n] + sel[:, n:]).reshape((3,) + shape)
 
 
 def gelu_poly(ctx, x: np.ndarray, f: int, tag: str = "gelu-poly") -> np.ndarray:
     """Comparison-free GELU for inputs the caller keeps in [-4, 4].
 
-    GELU(x) = x/2 + g(s), s = x^2/16, g the even part (x/2) erf(x/sqrt 2) as a
-    degree-6 polynomial in s on [0, 1] (``poly.evaluate``: three products).
-    Outside [-4, 4] the result is meaningless.  Cost: 2 (s) + 6 (polynomial) = 8 rounds.
+    GELU(x) = x/2 + g(t), t = x^2/8 - 1, g the even part (x/2) erf(x/sqrt 2) as
+    a degree-8 polynomial in t fitted on |x| <= 4 + 1/16 (``fit.py``: in t
+    its monomial coefficients stay below 1.5, so the fixed-point rounding of
+    the powers is not amplified; ``poly.evaluate``: four products, on powers
+    of t at f + 3 fractional bits).  Outside that interval the result is
+    meaningless.
+    Cost: 2 (t) + 6 (polynomial) = 8 rounds.
     """
-    R2 = fit.GELU_POLY_R**2
-    if R2 != 2 ** int(np.log2(R2)):
+    R = fit.GELU_POLY_R
+    k = int(np.log2(R**2 / 2))
+    if 2**k != R**2 / 2:
         raise ValueError("gelu_poly: the range squared must be a power of two")
-    s = mul_trunc(ctx, x, x, f + int(np.log2(R2)), f"{tag}/square")
-    return evaluate(ctx, s, coeffs.GELU_EVEN_POLY, f, (0.0, 1.0), tag, extra=(x, 0.5))
+    # v = 2^k t = x^2 - 2^k: t at scale f + k, for 2^k times finer powers (g'(t) is about 3)
+    v = mul_trunc(ctx, x, x, f, f"{tag}/square")
+    v[0] -= const(1 << (f + k))
+    c = [ck / 2.0 ** (k * j) for j, ck in enumerate(coeffs.GELU_EVEN_POLY)]
+    extra = (x, 0.5, R + fit.GELU_BAND)
+    return evaluate(ctx, v, c, f, (-2.0**k, 2.0**k * fit.GELU_POLY_T_HI), tag, extra=extra)
 
 
 # ----------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
     S once.  ``bound`` bounds sum_k |c_k| |x|^k (and |extra|) so that the sum
     stays below 2^62; S is the largest scale that allows, capped at 44.
     ``extra``: optional shares (scale f) added with weight ``extra[1]``
-    before the truncation, as (shares, weight).
+    before the truncation, as (shares, weight, bound on |shares|).
     Cost: one truncation (2 rounds, 16 B per element per server).
     """
     S = min(44, 61 - f - max(0, math.ceil(math.log2(bound + 1.0))))
@@ -87,7 +87,7 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
         raise ValueError(f"{tag}: bound {bound} leaves too little precision for the coefficients")
     acc = _linear(pw, coeffs, S)
     if extra is not None:
-        shares, weight = extra
+        shares, weight, _ = extra
         acc += shares * const(round(weight * 2.0**S))
     out = trunc(ctx, acc, S, f"{tag}/combine")
     out[0] += const(round(coeffs[0] * 2.0**f))
@@ -119,7 +119,7 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     S + F) and H (coefficients at scale S - r, so H is at scale S + f) are
     linear in the powers, with no truncation; u^m H + L 2^f (scale S + F + f)
     is truncated once, by S + F (``mul_trunc`` with an addend).  ``extra`` =
-    (shares at scale f, weight) is added before that truncation.
+    (shares at scale f, weight, bound on |shares|) is added before that truncation.
     Degree 7 or 8: u^2 | u^3 u^4 | u^4 H + L, four products and 6 rounds
     (``powers`` + ``combine`` for degree 7: six products, 8 rounds); degree
     5 or 6: u^2 | u^3 | u^3 H + L, three products.
@@ -137,11 +137,11 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     m = -(-d // 2)                                         # H may use u^m itself
     S = 0
     if d > 3:
-        bound = _split_bound(tuple(a), m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * xmax if extra else 0.0)
+        bound = _split_bound(tuple(a), m, lo / 2.0**r, hi / 2.0**r) + (abs(extra[1]) * extra[2] if extra else 0.0)
         S = min(44, 61 - F - f - max(0, math.ceil(math.log2(bound + 1.0))))
     if S - r < SPLIT_MIN_BITS:        # every power of u, one combination (a_k / 2^r u^k at scale F is p at scale f)
         umax = xmax / 2.0**r
-        bound = sum(abs(ak) / 2.0**r * umax**k for k, ak in enumerate(a)) + (abs(extra[1]) * xmax if extra else 0.0)
+        bound = sum(abs(ak) / 2.0**r * umax**k for k, ak in enumerate(a)) + (abs(extra[1]) * extra[2] if extra else 0.0)
         return combine(ctx, powers(ctx, x, max(d, 1), F, tag), [ak / 2.0**r for ak in a], F, bound, tag, extra)
     pw = powers(ctx, x, m, F, tag)                         # u^k at scale F
 
@@ -149,7 +149,7 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     high[0] += const(round(a[m] * 2.0 ** (S + f)))
     low = _linear(pw, [0.0] + a[1:m], S) << np.uint64(f)   # L - a_0 at scale S + F + f
     if extra is not None:
-        shares, weight = extra                             # at scale f
+        shares, weight, _ = extra                          # at scale f
         low += shares * const(round(weight * 2.0 ** (S + F)))
     out = mul_trunc(ctx, high, pw[m], S + F, f"{tag}/poly", add=low)
     out[0] += const(round(coeffs[0] * 2.0**f))
