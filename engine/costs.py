@@ -63,12 +63,12 @@ _RELU16 = _MSB16 + 8
 _HBIT = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4 + 5 * _B2A
 # exp: clamp (coarse ReLU), polynomial u^2 | u^3 | u^3 H + L (three products), four squarings
 _EXP = _RELU16 + 3 * _MUL + 4 * _MUL
-# reciprocal: position, three layers of integer products (3, 2, 2), mantissa
-# truncation, two Newton steps of two products, final rescaling product
-_RECIP = _HBIT + 7 * _INT_MUL + _TRUNC + 4 * _MUL + _MUL
-# rsqrt: position, integer products (5, 2, 1), mantissa truncation, seed (m^2 and
-# a combining truncation), Newton step (three products), parity and rescaling products
-_RSQRT = _HBIT + 8 * _INT_MUL + _TRUNC + _MUL + _TRUNC + 3 * _MUL + 2 * _MUL
+# reciprocal: position, integer products (3, 1, 1), the mantissa (one fused product),
+# polynomial (three products), final rescaling product
+_RECIP = _HBIT + 5 * _INT_MUL + _MUL + 3 * _MUL + _MUL
+# rsqrt: position, integer products (5, 2, 1), the mantissa, polynomial (three
+# products), final rescaling product
+_RSQRT = _HBIT + 8 * _INT_MUL + _MUL + 3 * _MUL + _MUL
 # comparison-free GELU: t = x^2 / 8 - 1, polynomial in t (four products)
 _GELU_POLY = _MUL + 4 * _MUL
 # GELU: two comparisons batched (MSB of 2 values), two bits to arithmetic, the
@@ -105,8 +105,8 @@ DECLARED = {
     "abs": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.abs_"),
     "select": DeclaredCost(1, _even(8), where="protocols.compare.select"),
     "exp": DeclaredCost(20, _even(_EXP), where="approx.elementary.exp"),
-    "reciprocal": DeclaredCost(27, _even(_RECIP), where="approx.elementary.reciprocal"),
-    "rsqrt": DeclaredCost(31, _even(_RSQRT), where="approx.elementary.rsqrt"),
+    "reciprocal": DeclaredCost(25, _even(_RECIP), where="approx.elementary.reciprocal"),
+    "rsqrt": DeclaredCost(25, _even(_RSQRT), where="approx.elementary.rsqrt"),
     "gelu": DeclaredCost(16, _even(_GELU), where="approx.activations.gelu"),
     "gelu_coarse": DeclaredCost(14, _even(_GELU_COARSE), where="approx.activations.gelu (coarse)"),
     "gelu_poly": DeclaredCost(8, _even(_GELU_POLY), where="approx.activations.gelu_poly"),
@@ -123,12 +123,12 @@ def softmax_cost(n: int) -> DeclaredCost:
     """
     levels = max(0, (n - 1).bit_length())
     b = (n - 1) / n * (_MSB16 + 8) + _EXP + _RECIP / n + _MUL
-    return DeclaredCost(6 * levels + 20 + 27 + 2, _even(b), where="approx.activations.softmax")
+    return DeclaredCost(6 * levels + 20 + 25 + 2, _even(b), where="approx.activations.softmax")
 
 
 def layernorm_cost(d: int, gamma: bool = False) -> DeclaredCost:
     """LayerNorm over rows of d, per element: the row statistics amortised over d."""
     per_row = _TRUNC + _MUL + _TRUNC + _RSQRT
     b = _MUL + (_TRUNC if gamma else 0.0) + per_row / d
-    return DeclaredCost(2 + 2 + 2 + 31 + 2 + (2 if gamma else 0), _even(b), where="approx.activations.layernorm")
+    return DeclaredCost(2 + 2 + 2 + 25 + 2 + (2 if gamma else 0), _even(b), where="approx.activations.layernorm")
 """``max`` over n columns costs ceil(log2 n) levels of lt + select per row."""

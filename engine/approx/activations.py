@@ -106,7 +106,7 @@ def softmax(ctx, x: np.ndarray, f: int, mask: np.ndarray | None = None, tag: str
     probability 0 (their exponentials are multiplied by 0, so no large
     negative constant enters the arithmetic).  Every row needs one unmasked
     entry.  Cost: max (6 rounds per halving of the row: a coarse comparison
-    and a select) + exp (20) + reciprocal of the row sums (27) + product (2).
+    and a select) + exp (20) + reciprocal of the row sums (25) + product (2).
     """
     width, shift = coarse_cmp(f)
     m = max_(ctx, x, axis=-1, tag=f"{tag}/max", width=width, shift=shift)
@@ -135,7 +135,7 @@ def layernorm(ctx, x: np.ndarray, f: int, gamma=None, beta=None, eps: float = 1e
     mean by a public multiplication; the variance as one dot product per row
     (products summed before a single truncation, so only one value per row
     crosses the channel), times 1/d; 1/sqrt(var + eps) by ``rsqrt`` (variance
-    in [1e-3, 1e4] at f = 18).  Cost: 2 (mean) + 2 + 2 (variance) + 31 (rsqrt)
+    in [1e-3, 1e4] at f = 18).  Cost: 2 (mean) + 2 + 2 (variance) + 25 (rsqrt)
     + 2 (scale) + 2 (gamma) rounds.
     """
     d = x.shape[-1]

@@ -14,10 +14,10 @@ import numpy as np
 from ..protocols.arith import share_public
 from ..protocols.boolean import highest_bit_position
 from ..protocols.compare import coarse, relu
-from ..protocols.trunc import mul_trunc, trunc
+from ..protocols.trunc import mul_trunc
 from ..ring import const
 from . import coeffs, fit
-from .poly import combine, evaluate, mul_many, powers
+from .poly import evaluate, mul_many
 
 # ----------------------------------------------------------------------------
 # exp
@@ -79,6 +79,14 @@ def _exponent_bits(ctx, x: np.ndarray, tag: str) -> list:
     return list(K)
 
 
+def _mantissa(ctx, d: np.ndarray, c: np.ndarray, f: int, tag: str) -> np.ndarray:
+    """t = 4 m - 3 in [-1, 1) at scale f, for the mantissa m = x 2^K / 2^32 in [0.5, 1),
+    from d = x f4 and c = f0 f1 f2 f3 (so d c = x 2^K): one fused product and truncation."""
+    t = mul_trunc(ctx, d, c, NORM_BITS - 2 - f, f"{tag}/mantissa")          # 4 m at scale f
+    t[0] -= const(3 << f)
+    return t
+
+
 def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reciprocal") -> np.ndarray:
     """1/x for x in [2^-f, 2^(32-f)) real (at f = 18: [3.8e-6, 16384)), positive inputs.
 
@@ -87,26 +95,24 @@ def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reci
     precision for large x ask for extra bits (a finer output format).
 
     Normalise: x = m 2^(J+1-f) with m in [0.5, 1), from the position J of
-    x's highest set bit (``protocols.boolean.highest_bit_position``); seed
-    1/m ~ 2.9142 - 2m (relative error <= 0.086), two Newton steps
-    y <- y (2 - m y) (error 0.086^4 = 5.4e-5), and 1/x = y 2^(31-J) 2^(f-32).
-    Cost: 27 rounds.
+    x's highest set bit (``protocols.boolean.highest_bit_position``), K = 31 - J:
+    2^K = f0 f1 f2 f3 f4 with f_b = 1 + K_b (2^(2^b) - 1), as f0 f1, f2 f3 and
+    x f4 (one round of integer products), (f0 f1)(f2 f3) (one), 2^K (one), and
+    t = 4 m - 3 from x f4 times f0 f1 f2 f3 in one fused product.  Then 1/m
+    as a degree-6 polynomial in t (relative error 2.4e-5, ``fit.py``;
+    ``poly.evaluate``: three products) and 1/x = (1/m) 2^K 2^(f-32).
+    Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds.
     """
-    shape = x.shape[1:]
-    xs = x.reshape(3, -1)
-    K = _exponent_bits(ctx, xs, tag)
-    f0, f1, f2, f3, f4 = _factor_shares(K, [2**(2**b) for b in range(5)])
-    a, b, c = mul_many(ctx, [(xs, f0), (f1, f2), (f3, f4)], None, f"{tag}/scale1")
-    d, e = mul_many(ctx, [(a, b), (b, c)], None, f"{tag}/scale2")
-    xn, F = mul_many(ctx, [(d, c), (e, f0)], None, f"{tag}/scale3")
-    m = trunc(ctx, xn, NORM_BITS - f, f"{tag}/mantissa")
-    y = share_public(np.full(m.shape[1:], const(round(2.9142 * 2**f)), np.uint64)) - const(2) * m
-    two = share_public(np.full(m.shape[1:], const(2 << f), np.uint64))
-    for i in range(2):
-        t = mul_trunc(ctx, m, y, f, f"{tag}/newton{i}a")
-        y = mul_trunc(ctx, y, two - t, f, f"{tag}/newton{i}b")
     if not 0 <= extra_bits <= NORM_BITS - f:
         raise ValueError(f"{tag}: extra_bits must be in 0..{NORM_BITS - f}, got {extra_bits}")
+    shape = x.shape[1:]
+    xs = x.reshape(3, -1)
+    f0, f1, f2, f3, f4 = _factor_shares(_exponent_bits(ctx, xs, tag), [2**(2**b) for b in range(5)])
+    a, b, d = mul_many(ctx, [(f0, f1), (f2, f3), (xs, f4)], None, f"{tag}/scale1")
+    (c,) = mul_many(ctx, [(a, b)], None, f"{tag}/scale2")
+    (F,) = mul_many(ctx, [(c, f4)], None, f"{tag}/scale3")
+    t = _mantissa(ctx, d, c, f, tag)
+    y = evaluate(ctx, t, coeffs.RECIPROCAL_POLY, f, (-1.0, 1.0), tag)
     out = mul_trunc(ctx, y, F, NORM_BITS - f - extra_bits, f"{tag}/rescale")
     return out.reshape((3,) + shape)
 
@@ -120,34 +126,30 @@ RECIPROCAL_EXTRA_BITS = 12
 def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     """1/sqrt(x) for x in [2^-f, 2^(32-f)) real, positive inputs.
 
-    Same normalisation as ``reciprocal``; seed: degree-2 polynomial fitted to
-    m^-1/2 on [0.5, 1] (relative error 5.8e-3), one Newton step
-    r <- r (3 - m r^2) / 2 (error ~5e-5); then
-    1/sqrt(x) = r 2^(K >> 1) sqrt(2)^(K mod 2) 2^(f/2 - 16), K = 31 - J.
-    Cost: 31 rounds.
+    Same normalisation as ``reciprocal`` (t = 4 m - 3 for the mantissa m), and
+    with it G = 2^(K >> 1) = g1 g2 g3 g4, g_b = 1 + K_b (2^(2^(b-1)) - 1)
+    (g1 g2 and g3 g4 in the first round of integer products, G in the
+    second), times s = sqrt(2)^(K mod 2) (linear in K_0; sqrt(2) more when f
+    is odd) in a third.  m^-1/2 as a degree-6 polynomial in t (relative error
+    5.1e-6, ``fit.py``; ``poly.evaluate``: three products); then
+    1/sqrt(x) = m^-1/2 G s 2^(f/2 - 16).
+    Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds.
     """
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
     K = _exponent_bits(ctx, xs, tag)
     f0, f1, f2, f3, f4 = _factor_shares(K, [2**(2**b) for b in range(5)])
     g1, g2, g3, g4 = _factor_shares(K[1:], [2**(2**(b - 1)) for b in range(1, 5)])
-    a, b, c, g12, g34 = mul_many(ctx, [(xs, f0), (f1, f2), (f3, f4), (g1, g2), (g3, g4)], None, f"{tag}/scale1")
-    d, G = mul_many(ctx, [(a, b), (g12, g34)], None, f"{tag}/scale2")
-    (xn,) = mul_many(ctx, [(d, c)], None, f"{tag}/scale3")
-    m = trunc(ctx, xn, NORM_BITS - f, f"{tag}/mantissa")
-    pw = powers(ctx, m, 2, f, f"{tag}/seed")
-    r = combine(ctx, pw, coeffs.RSQRT_SEED_POLY, f, 4.0, f"{tag}/seed")
-    t = mul_trunc(ctx, m, r, f, f"{tag}/newton-a")
-    t = mul_trunc(ctx, t, r, f, f"{tag}/newton-b")
-    three = share_public(np.full(m.shape[1:], const(3 << f), np.uint64))
-    r = mul_trunc(ctx, r, three - t, f + 1, f"{tag}/newton-c")
-    # sqrt(2)^(K mod 2), with sqrt(2) more when f is odd; then 2^(K >> 1) and 2^-shift
+    a, b, d, g12, g34 = mul_many(ctx, [(f0, f1), (f2, f3), (xs, f4), (g1, g2), (g3, g4)], None, f"{tag}/scale1")
+    c, G = mul_many(ctx, [(a, b), (g12, g34)], None, f"{tag}/scale2")
+    # sqrt(2)^(K mod 2), with sqrt(2) more when f is odd, at scale f
     root2 = math.sqrt(2.0)
     base, step = (1.0, root2 - 1.0) if f % 2 == 0 else (root2, 2.0 - root2)
-    s2 = share_public(np.full(m.shape[1:], const(round(base * 2**f)), np.uint64)) + K[0] * const(round(step * 2**f))
-    r = mul_trunc(ctx, r, s2, f, f"{tag}/parity")
-    shift = 16 - f // 2
-    out = mul_trunc(ctx, r, G, shift, f"{tag}/rescale")
+    s2 = share_public(np.full(xs.shape[1:], const(round(base * 2**f)), np.uint64)) + K[0] * const(round(step * 2**f))
+    (Gs,) = mul_many(ctx, [(G, s2)], None, f"{tag}/scale3")
+    t = _mantissa(ctx, d, c, f, tag)
+    r = evaluate(ctx, t, coeffs.RSQRT_POLY, f, (-1.0, 1.0), tag)
+    out = mul_trunc(ctx, r, Gs, f + 16 - f // 2, f"{tag}/rescale")
     return out.reshape((3,) + shape)
 
 

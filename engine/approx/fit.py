@@ -46,8 +46,9 @@ EXP_LO, EXP_HI, EXP_SQUARINGS, EXP_DEGREE = -16.0, 4.0, 4, 5
 GELU_POLY_R, GELU_POLY_DEGREE, GELU_BAND_BITS = 4.0, 8, 4
 GELU_BAND = 2.0**-GELU_BAND_BITS
 GELU_POLY_T_HI = 2.0 * (1.0 + GELU_BAND / GELU_POLY_R) ** 2 - 1.0
-# reciprocal and rsqrt seeds on the normalised mantissa m in [0.5, 1)
-RSQRT_SEED_DEGREE = 2
+# reciprocal and rsqrt on the normalised mantissa m in [0.5, 1), as polynomials in
+# t = 4 m - 3 in [-1, 1] (monomial coefficients below 1.4; in m they reach 128), relative error
+MANTISSA_DEGREE = 6
 
 
 def fit_all() -> dict:
@@ -62,11 +63,13 @@ def fit_all() -> dict:
         return x / 2 * _erf(x / np.sqrt(2))
 
     gpoly_p, gpoly_err = _fit(even, -1.0, GELU_POLY_T_HI, GELU_POLY_DEGREE, weight=lambda t: 1.0 / (0.1 + gelu_x(t)))
-    rsqrt_p, rsqrt_err = _fit(lambda m: m**-0.5, 0.5, 1.0, RSQRT_SEED_DEGREE, relative=True)
+    recip_p, recip_err = _fit(lambda t: 4.0 / (t + 3.0), -1.0, 1.0, MANTISSA_DEGREE, relative=True)
+    rsqrt_p, rsqrt_err = _fit(lambda t: ((t + 3.0) / 4.0) ** -0.5, -1.0, 1.0, MANTISSA_DEGREE, relative=True)
     return {
         "EXP_POLY": (exp_p, exp_err),
         "GELU_EVEN_POLY": (gpoly_p, gpoly_err),
-        "RSQRT_SEED_POLY": (rsqrt_p, rsqrt_err),
+        "RECIPROCAL_POLY": (recip_p, recip_err),
+        "RSQRT_POLY": (rsqrt_p, rsqrt_err),
     }
 
 

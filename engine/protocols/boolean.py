@@ -414,6 +414,55 @@ def a2b(ctx, x: np.ndarray, tag: str = "a2b") -> np.ndarray:
     return a2b_word(ctx, x, 64, tag)
 
 
+@elementwise(1)
+def _a2b_share(x, cuts, a0, a1, mu, mask, a2, y, g0, g1):
+    """Round 1 of ``a2b_word`` in role layout, cut to the adder's width (``mask``):
+    a = x_r0 + x_r1 and a2 = a ^ a0 ^ a1 (role 0), y = x_r2 (roles 1 and 2),
+    g0 = (a0 & y) ^ mu0 (role 2), g1 = (a1 & y) ^ mu1 (role 1); role component j
+    of chunk k is real component j + k."""
+    for i in numba.prange(y.size):
+        k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
+        a = (x[k, i] + x[(k + 1) % 3, i]) & mask
+        yi = x[(k + 2) % 3, i] & mask
+        y[i] = yi
+        a2[i] = a ^ a0[i] ^ a1[i]
+        g0[i] = (a0[i] & yi) ^ mu[i, 0]
+        g1[i] = (a1[i] & yi) ^ mu[i, 1]
+
+
+@elementwise(1)
+def _a2b_finish(cuts, g0r, g1r, a2r, y, a0, a1, mu, G, P):
+    """Real components of the generate word G = a & y (role components: role 2's and
+    role 1's masked terms, and (a2 & y) ^ mu0 ^ mu1 of roles 1 and 2) and the propagate
+    word P = a ^ y (role components a0, a1, a2 ^ y)."""
+    for i in numba.prange(y.size):
+        k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
+        c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
+        G[c0, i] = g0r[i]
+        G[c1, i] = g1r[i]
+        G[c2, i] = (a2r[i] & y[i]) ^ mu[i, 0] ^ mu[i, 1]
+        P[c0, i] = a0[i]
+        P[c1, i] = a1[i]
+        P[c2, i] = a2r[i] ^ y[i]
+
+
+@elementwise(1)
+def _ks_operands(G, P, d, left, right):
+    """One Kogge-Stone level's AND operands: left = [P | P], right = [G << d | P << d]
+    ([3, 2n]; with [3, n] outputs, only the first halves: the last level needs G alone)."""
+    n = G.shape[1]
+    both = left.shape[1] == 2 * n
+    sh = d
+    for i in numba.prange(n):
+        for c in range(3):
+            p = P[c, i]
+            left[c, i] = p
+            right[c, i] = G[c, i] << sh
+            if both:
+                left[c, n + i] = p
+                right[c, n + i] = p << sh
+
+
 def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
     """Boolean shares [3, n] of x mod 2^width (width 32 or 64) from arithmetic shares.
 
@@ -426,32 +475,29 @@ def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
     dt = np.uint32 if width == 32 else np.uint64
     n = x.shape[1]
     rot = Rotation(n)
-    a = (rot.role(x, 0) + rot.role(x, 1)).astype(dt)     # role 0
-    y = rot.role(x, 2).astype(dt)                          # roles 1, 2
     rand = ctx.rand
     a0 = rot.draw(rand, 0, dt)
     a1 = rot.draw(rand, 1, dt)
     mu = rot.draw(rand, 2, dt, width=2)
-    a2 = a ^ a0 ^ a1
-    g0 = (a0 & y) ^ mu[:, 0]
-    g1 = (a1 & y) ^ mu[:, 1]
+    a2, y, g0, g1 = (np.empty(n, dt) for _ in range(4))
+    _a2b_share(np.ascontiguousarray(x), rot.cuts, a0, a1, mu, _U((1 << width) - 1) if width < 64 else ~_U(0),
+               a2, y, g0, g1)
     got = rot.exchange(ctx.chan, [(0, (1, 2), a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
-    a2r = got[0]
-    G = rot.assemble([got[2], got[1], (a2r & y) ^ mu[:, 0] ^ mu[:, 1]])
-    p = rot.assemble([a0, a1, a2r ^ y])
-    P = p.copy()
+    G, P = np.empty((3, n), dt), np.empty((3, n), dt)
+    _a2b_finish(rot.cuts, *(np.ascontiguousarray(v) for v in (got[2], got[1], got[0])), y, a0, a1, mu, G, P)
+    p = P                         # the propagate word a ^ y (P is rebound below, not changed)
     d = 1
     while d < width:
-        sh = dt(d)
-        if 2 * d < width:
-            t = and_bb(ctx, np.concatenate([P, P], axis=1), np.concatenate([G << sh, P << sh], axis=1),
-                       width, tag=f"{tag}/prefix{d}")
-            G = G ^ t[:, :n]
-            P = t[:, n:]
-        else:
-            G = G ^ and_bb(ctx, P, G << sh, width, tag=f"{tag}/prefix{d}")
+        both = 2 * d < width
+        left, right = np.empty((3, 2 * n if both else n), dt), np.empty((3, 2 * n if both else n), dt)
+        _ks_operands(G, P, dt(d), left, right)
+        t = and_bb(ctx, left, right, width, tag=f"{tag}/prefix{d}")
+        G ^= t[:, :n]
+        if both:
+            P = np.ascontiguousarray(t[:, n:])
         d *= 2
-    return p ^ (G << dt(1))
+    G <<= dt(1)
+    return p ^ G
 
 
 def prefix_or_down(ctx, b: np.ndarray, width: int, tag: str = "prefix-or") -> np.ndarray:
@@ -459,13 +505,22 @@ def prefix_or_down(ctx, b: np.ndarray, width: int, tag: str = "prefix-or") -> np
 
     a | c = a ^ c ^ (a & c); log2(width) rounds of one AND each.
     """
-    p = b
+    p = b.copy()                            # updated in place below
     d = 1
     while d < width:
         q = p >> p.dtype.type(d)
-        p = p ^ q ^ and_bb(ctx, p, q, width, tag=f"{tag}{d}")
+        r = and_bb(ctx, p, q, width, tag=f"{tag}{d}")
+        _xor3(p, q, r)                      # p ^= q ^ r
         d *= 2
     return p
+
+
+@elementwise(0)
+def _xor3(p, q, r):
+    """p ^= q ^ r over [3, n] words, in place."""
+    for i in numba.prange(p.shape[1]):
+        for c in range(3):
+            p[c, i] ^= q[c, i] ^ r[c, i]
 
 
 _POSITION_MASKS = np.array([sum(1 << j for j in range(64) if (j >> b) & 1) for b in range(6)], dtype=np.uint64)
@@ -482,14 +537,18 @@ def _parity(v):
     return v & _U(1)
 
 
-@numba.njit(cache=True, nogil=True)
-def _position_bits(h, nbits, masks, out):
-    """out[b, i] = bit b of the position of the single set bit of h[i]: the parity of the
-    bits j of h[i] with bit b of j set (XOR-linear, so it holds per share)."""
-    for i in range(h.size):
-        v = _U(h[i])
-        for b in range(nbits):
-            out[b, i] = np.uint8(_parity(v & masks[b]))
+@elementwise(0)
+def _position_bits(p, nbits, masks, out):
+    """From prefix-OR words p [3, n] (all ones from the highest set bit down): the one-hot
+    word h = p ^ (p >> 1), and out[c, b n + i] = bit b of the position of h's set bit, the
+    parity of the bits j of h with bit b of j set (XOR-linear, so it holds per share)."""
+    n = p.shape[1]
+    for i in numba.prange(n):
+        for c in range(3):
+            v = _U(p[c, i])
+            h = v ^ (v >> _U(1))
+            for b in range(nbits):
+                out[c, b * n + i] = np.uint8(_parity(h & masks[b]))
 
 
 def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit") -> np.ndarray:
@@ -503,10 +562,8 @@ def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit")
     n = x.shape[1]
     bits = a2b_word(ctx, x, width, tag)
     p = prefix_or_down(ctx, bits, width, tag=f"{tag}/or")
-    h = p ^ (p >> p.dtype.type(1))
     nbits = int(np.log2(width))
-    pos = np.empty((nbits, 3 * n), np.uint8)
-    _position_bits(h.reshape(-1), nbits, _POSITION_MASKS, pos)
-    pos = pos.reshape(nbits, 3, n).transpose(1, 0, 2).reshape(3, nbits * n)
-    arith = bit_to_arith(ctx, np.ascontiguousarray(pos), tag)
+    pos = np.empty((3, nbits * n), np.uint8)
+    _position_bits(np.ascontiguousarray(p), nbits, _POSITION_MASKS, pos)
+    arith = bit_to_arith(ctx, pos, tag)
     return arith.reshape(3, nbits, n).transpose(1, 0, 2)
