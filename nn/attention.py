@@ -39,7 +39,10 @@ class AttentionConfig:
     Performer's FAVOR+: never a negative normaliser, but one exp per feature), projections drawn
     from the public ``seed`` (``orthogonal``: blocks of orthogonal rows with
     chi-distributed norms, lower variance), ``key_offset`` c (None: per-head
-    maximum, computed securely), ``guard`` floor of the normaliser."""
+    maximum, computed securely), ``guard`` floor of the normaliser.
+    ``layers``: the encoder layers (from 0) that use ``kind``, the others
+    softmax attention; None: every layer (which layers can take RFA is a
+    measured choice: ``bench.rfa_layers``)."""
 
     kind: Literal["softmax", "rfa"] = "softmax"
     features: int = 64
@@ -48,6 +51,7 @@ class AttentionConfig:
     orthogonal: bool = True
     key_offset: float | None = None
     guard: float = 1e-3
+    layers: tuple | None = None
 
     def __post_init__(self):
         if self.kind not in ("softmax", "rfa"):
@@ -56,6 +60,31 @@ class AttentionConfig:
             raise ValueError(f"AttentionConfig.features must be >= 1, got {self.features}")
         if self.feature_map not in ("trig", "positive"):
             raise ValueError(f"AttentionConfig.feature_map must be 'trig' or 'positive', got {self.feature_map!r}")
+        if self.layers is not None:
+            layers = tuple(self.layers)
+            if not layers or any(not isinstance(i, int) or i < 0 for i in layers) or len(set(layers)) != len(layers):
+                raise ValueError(f"AttentionConfig.layers must be distinct layer indices >= 0, got {self.layers!r}")
+            object.__setattr__(self, "layers", tuple(sorted(layers)))
+
+    @classmethod
+    def from_options(cls, kind: str, features: int = 64, feature_map: str = "trig", layers: str = "") -> "AttentionConfig":
+        """From command-line style options: ``layers`` a comma-separated list ("0,1"), "" for every layer."""
+        idx = None
+        if layers.strip():
+            try:
+                idx = tuple(int(t) for t in layers.split(","))
+            except ValueError:
+                raise ValueError(f"--rfa-layers: expected comma-separated layer indices like '0,1', got {layers!r}")
+        return cls(kind, features=int(features), feature_map=feature_map, layers=idx)
+
+    def for_layer(self, i: int, n_layers: int) -> "AttentionConfig":
+        """The attention layer i (of n_layers) runs: this one, or softmax outside ``layers``."""
+        if self.layers is not None and self.layers[-1] >= n_layers:
+            raise ValueError(f"AttentionConfig.layers {self.layers} names a layer beyond the model's {n_layers}")
+        return self if self.layers is None or i in self.layers else SOFTMAX
+
+
+SOFTMAX = AttentionConfig()
 
 
 def random_projection(m: int, dh: int, seed: int, orthogonal: bool = True) -> np.ndarray:

@@ -101,9 +101,10 @@ def encoder_layer(lp, x, key_mask, cfg, att: AttentionConfig):
 
 
 def encode(p, x, key_mask, cfg, att: AttentionConfig = AttentionConfig()):
-    """All layers: embedding output [b, n, d] -> last hidden state [b, n, d]."""
-    for lp in p.layers:
-        x = encoder_layer(lp, x, key_mask, cfg, att)
+    """All layers: embedding output [b, n, d] -> last hidden state [b, n, d]; ``att``
+    says which layers use which attention (``AttentionConfig.layers``)."""
+    for i, lp in enumerate(p.layers):
+        x = encoder_layer(lp, x, key_mask, cfg, att.for_layer(i, len(p.layers)))
     return x
 
 

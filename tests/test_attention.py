@@ -78,3 +78,18 @@ def test_config_errors():
         AttentionConfig("rfa", features=0)
     with pytest.raises(ValueError, match="feature_map"):
         AttentionConfig("rfa", feature_map="relu")
+    for bad in ((), (0, 0), (-1,), (1.5,)):
+        with pytest.raises(ValueError, match="AttentionConfig.layers"):
+            AttentionConfig("rfa", layers=bad)
+    with pytest.raises(ValueError, match="--rfa-layers"):
+        AttentionConfig.from_options("rfa", layers="0;1")
+
+
+def test_rfa_in_chosen_layers_only():
+    att = AttentionConfig.from_options("rfa", 16, "positive", "2,0")
+    assert att.layers == (0, 2) and att.feature_map == "positive" and att.features == 16
+    assert [att.for_layer(i, 3).kind for i in range(3)] == ["rfa", "softmax", "rfa"]
+    assert AttentionConfig("rfa").for_layer(5, 6).kind == "rfa"          # no list: every layer
+    assert AttentionConfig.from_options("rfa", layers=" ").layers is None
+    with pytest.raises(ValueError, match="beyond the model's 2"):
+        att.for_layer(0, 2)

@@ -57,5 +57,13 @@ def test_tune_help_lists_every_option(capsys):
         main(["tune", "--help"])
     out = capsys.readouterr().out
     for opt in ("--task", "--data", "--split", "--model", "--mode", "--prompt-len", "--dim", "--popsize", "--budget",
-                "--max-len", "--attention", "--features", "--weights", "--eval-every", "--patience", "--test-limit"):
+                "--max-len", "--attention", "--features", "--feature-map", "--rfa-layers", "--weights",
+                "--eval-every", "--patience", "--test-limit"):
         assert opt in out
+
+
+def test_tune_rejects_a_bad_layer_list(tmp_path, capsys):
+    assert main(["tune", "--task", "sst2", "--data", "builtin", "--attention", "rfa", "--rfa-layers", "a,b",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "--rfa-layers" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

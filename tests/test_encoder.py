@@ -75,6 +75,20 @@ def test_secure_forward_matches_plaintext(private, kind):
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.999
 
 
+def test_rfa_layers_choose_the_attention_per_layer():
+    cfg, p = load_checkpoint(FIX / "bert")
+    ex = np.load(FIX / "bert" / "expected.npz")
+    mask = ex["mask"][:2]
+    x = E.embed(p, cfg, ex["ids"][:2])
+    rfa = AttentionConfig("rfa", features=8)
+    want = E.encoder_layer(p.layers[1], E.encoder_layer(p.layers[0], x, mask, cfg, AttentionConfig()), mask, cfg, rfa)
+    got = E.encode(p, x, mask, cfg, AttentionConfig("rfa", features=8, layers=(1,)))
+    assert np.array_equal(got, want)
+    assert not np.allclose(got, E.encode(p, x, mask, cfg, rfa))          # layer 0 did not take RFA
+    with pytest.raises(ValueError, match="AttentionConfig.layers"):
+        E.encode(p, x, mask, cfg, AttentionConfig("rfa", layers=(2,)))
+
+
 # ---------------------------------------------------------------------------- loader errors
 
 def _copy(tmp_path, name="bert"):

@@ -55,6 +55,8 @@ class RunSpec:
     test_limit: int
     zero_shot: bool = True          # also score the untuned template (a second test pass)
     head: str = ""                  # anchor or pair; "" = the task's default
+    feature_map: str = "trig"       # RFA features: trig or positive
+    rfa_layers: str = ""            # RFA only in these layers ("0,1"); "" = every layer
 
 
 class RunError(RuntimeError):
@@ -67,12 +69,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def spec_attention(spec) -> AttentionConfig:
+    """The attention settings of a run (a ``RunSpec``, or the same fields in a dict)."""
+    get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
+    return AttentionConfig.from_options(get("attention", "softmax"), get("features", 64),
+                                        get("feature_map", "trig"), get("rfa_layers", ""))
+
+
 def _tune_config(spec: RunSpec) -> TuneConfig:
     """The loop's settings; ``spec.head`` already resolved (``_tune_run``, ``eval_run``)."""
     task = TASKS[spec.task]
     return TuneConfig(prompt_len=spec.prompt_len, subspace_dim=spec.subspace_dim, popsize=spec.popsize,
                       sigma=spec.sigma, budget=spec.budget, seed=spec.seed, mode=spec.mode,
-                      attention=AttentionConfig(spec.attention, features=spec.features),
+                      attention=spec_attention(spec),
                       private_weights=spec.weights == "private", engine_seed=None,
                       head=spec.head, pair_class=task.pair_class)
 
@@ -261,6 +270,8 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
     preds, gold = np.concatenate(preds, axis=1), np.concatenate(gold)
     return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
             "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
+            "feature_map": spec.feature_map if spec.attention == "rfa" else None,
+            "rfa_layers": spec.rfa_layers if spec.attention == "rfa" else None,
             "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
             "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,

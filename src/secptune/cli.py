@@ -48,7 +48,7 @@ def _tune(args) -> int:
     from pathlib import Path
 
     from secptune.tuning.data import DataError
-    from secptune.tuning.run import RunError, RunSpec, tune_run
+    from secptune.tuning.run import RunError, RunSpec, spec_attention, tune_run
     from secptune.tuning.tasks import BUILTIN, TASKS
     from secptune.weights.default import default_model_dir
 
@@ -62,9 +62,15 @@ def _tune(args) -> int:
     spec = RunSpec(task=args.task, data=data, split=args.split, model=str(Path(model).resolve()),
                    mode=args.mode, prompt_len=args.prompt_len, subspace_dim=args.dim, popsize=args.popsize,
                    sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
-                   features=args.features, weights=args.weights, eval_every=args.eval_every,
+                   features=args.features, feature_map=args.feature_map, rfa_layers=args.rfa_layers,
+                   weights=args.weights, eval_every=args.eval_every,
                    patience=args.patience, seed=args.seed, test_limit=args.test_limit,
                    zero_shot=not args.no_zero_shot, head=args.head or TASKS[args.task].head)
+    try:
+        spec_attention(spec)
+    except ValueError as e:
+        print(f"secptune tune: {e}", file=sys.stderr)
+        return 2
     out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
     remote = None
     if args.parties:
@@ -236,6 +242,10 @@ def main(argv=None) -> int:
     sp.add_argument("--max-len", type=int, default=64, help="token cap per example, prompt included")
     sp.add_argument("--attention", choices=["softmax", "rfa"], default="softmax")
     sp.add_argument("--features", type=int, default=64, help="RFA features per head")
+    sp.add_argument("--feature-map", choices=["trig", "positive"], default="trig",
+                    help="RFA features: trig (cos/sin, the masked cosine) or positive (FAVOR+, one exp each)")
+    sp.add_argument("--rfa-layers", default="", metavar="LIST",
+                    help="RFA only in these encoder layers, comma-separated from 0 (default: every layer)")
     sp.add_argument("--weights", choices=["private", "public"], default="private")
     sp.add_argument("--eval-every", type=int, default=5, help="generations between dev evaluations")
     sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")

@@ -64,8 +64,8 @@ def encode(ctx, me, args, private):
     (``args['private']``): the model owner reads it and shares the layers; the
     servers know only the configuration (``args['config']``)."""
     from secptune.nn import encoder as E
-    from secptune.nn.attention import AttentionConfig
     from secptune.nn.heads import anchor_scores
+    from secptune.tuning.run import spec_attention
 
     cfg, params = _model(me, args)
     shape = tuple(args["shape"])
@@ -74,8 +74,7 @@ def encode(ctx, me, args, private):
     w = E.share_weights(ctx, params, private=args["private"])
     x = private["x"] if _is(me, CLIENT) else np.zeros(shape + (cfg.hidden,))
     xs = SharedTensor.from_client(ctx, x, name="examples")
-    att = AttentionConfig(args.get("attention", "softmax"), features=int(args.get("features", 64)))
-    h = E.encode(w, xs, mask, cfg, att)
+    h = E.encode(w, xs, mask, cfg, spec_attention(args))
     s = anchor_scores(E.mean_pool(h, mask), anchors, float(args.get("temperature", 20.0)))
     return {"scores": s.reveal("scores", to=CLIENT)}
 
@@ -84,12 +83,12 @@ def _tune_setup(ctx, me, args):
     """What every party builds first in a tuning job: the model's public parts, the
     tuning settings, and the layer weights on the servers (shared once)."""
     from secptune.nn import encoder as E
-    from secptune.nn.attention import AttentionConfig
     from secptune.tuning.loop import TuneConfig
+    from secptune.tuning.run import spec_attention
 
     cfg, params = _model(me, args)
     tune_cfg = TuneConfig(prompt_len=int(args["prompt_len"]), mode="mpc", private_weights=bool(args["private"]),
-                          attention=AttentionConfig(args["attention"], features=int(args["features"])),
+                          attention=spec_attention(args),
                           temperature=float(args["temperature"]), max_tokens=int(args["max_tokens"]),
                           head=args.get("head", "anchor"), popsize=1, budget=1)
     weights = E.share_weights(ctx, params, private=bool(args["private"]))
@@ -141,7 +140,8 @@ class RemoteSession:
 
         args = {"model": spec.model, "config": read_config_json(spec.model),
                 "private": spec.weights == "private", "prompt_len": spec.prompt_len,
-                "attention": spec.attention, "features": spec.features, "temperature": tune_cfg.temperature,
+                "attention": spec.attention, "features": spec.features, "feature_map": spec.feature_map,
+                "rfa_layers": spec.rfa_layers, "temperature": tune_cfg.temperature,
                 "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist(), "head": tune_cfg.head}
         for s in (0, 1, 2):
             _send_json(links[s], {"name": "tune", "args": args})

@@ -1,0 +1,111 @@
+"""Which layers of the packaged MiniLM can take random-feature attention: task accuracy.
+
+    python -m bench.rfa_layers [--data DIR] [--tasks sst2,rte] [--test-limit 500] [--out FILE]
+
+The untuned template (a zero prompt, the tuning runs' zero-shot column) in
+plaintext through the tuning code (``tuning.loop.Scorer``), on a task's test
+set, with softmax attention everywhere and with RFA (``AttentionConfig``:
+``feature_map``, M ``features``, ``layers``) in one layer at a time, in the
+first layers, and in every layer.  The pair head's threshold is fitted on the
+split's training scores under the same attention, as in the tuning runs.
+Plaintext float32 like the tuning's plain mode: a measurement of what the
+approximation does to the model, not of the secure engine (the secure forward
+follows its plaintext twin; ``bench.fidelity``, ``bench.tune_secure``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from secptune.nn.attention import AttentionConfig
+from secptune.tuning.data import DataError
+from secptune.tuning.loop import ClientHead, Scorer, TuneConfig
+from secptune.tuning.metrics import score
+from secptune.tuning.prepare import anchor_embeddings, encode_examples, load_tokenizer
+from secptune.tuning.tasks import TASKS
+from secptune.weights.checkpoint import load_checkpoint
+from secptune.weights.default import default_model_dir
+
+from .common import git_commit, table, write_jsonl
+
+PROMPT_LEN, MAX_LEN = 10, 64      # the tuning runs' settings (bench.tune_all, bench.tune_secure)
+
+
+def configs(n_layers: int) -> list:
+    """(label, AttentionConfig): softmax; each feature map at M = 64 in each single layer;
+    M = 64 and 256 in the first half of the layers and in every layer."""
+    out = [("softmax", AttentionConfig())]
+    first = tuple(range(n_layers // 2))
+    for fmap in ("trig", "positive"):
+        for i in range(n_layers):
+            out.append((f"{fmap} 64, layer {i}", AttentionConfig("rfa", 64, fmap, layers=(i,))))
+        for M in (64, 256):
+            out.append((f"{fmap} {M}, layers 0-{first[-1]}", AttentionConfig("rfa", M, fmap, layers=first)))
+            out.append((f"{fmap} {M}, every layer", AttentionConfig("rfa", M, fmap)))
+    return out
+
+
+def zero_shot(task, data, split, test_limit, att, model) -> float:
+    """The untuned template's test metric under attention ``att``."""
+    cfg, params, tok, anchors = model
+    head = ClientHead.of(TuneConfig(head=task.head))
+    tc = TuneConfig(prompt_len=PROMPT_LEN, subspace_dim=1, popsize=1, budget=1, head=task.head,
+                    pair_class=task.pair_class, attention=att)
+    zero = np.zeros((1, PROMPT_LEN, cfg.hidden))
+    param = None
+    if head.kind == "pair":
+        ids, mask, y = encode_examples(tok, task, task.load(data, split, "train"), PROMPT_LEN, MAX_LEN, head.kind)
+        param = head.fit(Scorer(cfg, params, ids, mask, anchors, tc)(zero)[0], y)
+    test = task.load(data, split, "test")[:test_limit or None]
+    preds, gold = [], []
+    for i in range(0, len(test), 64):
+        ids, mask, y = encode_examples(tok, task, test[i:i + 64], PROMPT_LEN, MAX_LEN, head.kind)
+        s = Scorer(cfg, params, ids, mask, anchors, tc)(zero)[0]
+        preds.append(np.argmax(head.logits(s, param), -1))
+        gold.append(y)
+    return score(task.metric, np.concatenate(preds), np.concatenate(gold)), len(test)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.rfa_layers")
+    p.add_argument("--data", default=os.environ.get("SECPTUNE_DATA", "../shared/data"))
+    p.add_argument("--tasks", default="sst2,rte")
+    p.add_argument("--split", default="16-13")
+    p.add_argument("--test-limit", type=int, default=500, help="first N test examples (0: all)")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    mdir = default_model_dir()
+    cfg, params = load_checkpoint(mdir)
+    tok = load_tokenizer(mdir)
+    rows = []
+    for name in args.tasks.split(","):
+        if name not in TASKS:
+            raise SystemExit(f"--tasks: unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
+        task = TASKS[name]
+        try:
+            task.load(args.data, args.split, "train")
+        except DataError as e:
+            raise SystemExit(f"{e}: pass --data or set SECPTUNE_DATA to the shared data folder")
+        model = (cfg, params, tok, anchor_embeddings(tok, cfg, params, task))
+        for label, att in configs(len(params.layers)):
+            t = time.perf_counter()
+            metric, n = zero_shot(task, args.data, args.split, args.test_limit, att, model)
+            rows.append({"task": name, "head": task.head, "metric": task.metric, "split": args.split,
+                         "config": label, "kind": att.kind, "feature_map": att.feature_map if att.kind == "rfa" else None,
+                         "features": att.features if att.kind == "rfa" else None,
+                         "layers": list(att.layers) if att.layers is not None else "all",
+                         "zero_shot_metric": metric, "test_examples": n, "commit": git_commit()})
+            print(f"{name} {label:28s} {100 * metric:5.1f}  ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+    print(table(rows, [("task", "task", "{}"), ("config", "attention", "{}"),
+                       ("zero_shot_metric", "zero-shot", "{:.3f}"), ("test_examples", "examples", "{}")]))
+    write_jsonl(rows, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
