@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..protocols.arith import share_public
+from ..protocols.arith import mul_ss, share_public
 from ..protocols.boolean import highest_bit_position
 from ..protocols.compare import coarse, relu
 from ..protocols.trunc import mul_trunc
@@ -109,8 +109,8 @@ def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reci
     xs = x.reshape(3, -1)
     f0, f1, f2, f3, f4 = _factor_shares(_exponent_bits(ctx, xs, tag), [2**(2**b) for b in range(5)])
     a, b, d = mul_many(ctx, [(f0, f1), (f2, f3), (xs, f4)], None, f"{tag}/scale1")
-    (c,) = mul_many(ctx, [(a, b)], None, f"{tag}/scale2")
-    (F,) = mul_many(ctx, [(c, f4)], None, f"{tag}/scale3")
+    c = mul_ss(ctx, a, b, f"{tag}/scale2")
+    F = mul_ss(ctx, c, f4, f"{tag}/scale3")
     t = _mantissa(ctx, d, c, f, tag)
     y = evaluate(ctx, t, coeffs.RECIPROCAL_POLY, f, (-1.0, 1.0), tag)
     out = mul_trunc(ctx, y, F, NORM_BITS - f - extra_bits, f"{tag}/rescale")
@@ -146,7 +146,7 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     root2 = math.sqrt(2.0)
     base, step = (1.0, root2 - 1.0) if f % 2 == 0 else (root2, 2.0 - root2)
     s2 = share_public(np.full(xs.shape[1:], const(round(base * 2**f)), np.uint64)) + K[0] * const(round(step * 2**f))
-    (Gs,) = mul_many(ctx, [(G, s2)], None, f"{tag}/scale3")
+    Gs = mul_ss(ctx, G, s2, f"{tag}/scale3")
     t = _mantissa(ctx, d, c, f, tag)
     r = evaluate(ctx, t, coeffs.RSQRT_POLY, f, (-1.0, 1.0), tag)
     out = mul_trunc(ctx, r, Gs, f + 16 - f // 2, f"{tag}/rescale")
