@@ -63,6 +63,28 @@ def render_rfa(rows: list) -> str:
     return "\n".join(out + ["", f"Measured at commit `{rows[0].get('commit', '?')}`."])
 
 
+def render_rfa_layers(rows: list) -> str:
+    """One row per attention setting, one column pair (metric, difference from softmax) per task."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    base = {r["task"]: r["zero_shot_metric"] for r in rows if r["kind"] == "softmax"}
+    out = ["| attention | " + " | ".join(f"{t} ({rows[[r['task'] for r in rows].index(t)]['metric']}) | vs softmax"
+                                         for t in tasks) + " |",
+           "|---|" + "---:|---:|" * len(tasks)]
+    for cfg in dict.fromkeys(r["config"] for r in rows):
+        cells = []
+        for t in tasks:
+            r = next((r for r in rows if r["config"] == cfg and r["task"] == t), None)
+            if r is None:
+                cells += ["-", "-"]
+                continue
+            m = 100 * r["zero_shot_metric"]
+            cells += [f"{m:.1f}", "-" if r["kind"] == "softmax" else f"{m - 100 * base[t]:+.1f}"]
+        out.append(f"| {cfg} | " + " | ".join(cells) + " |")
+    n = ", ".join(f"{t} {next(r['test_examples'] for r in rows if r['task'] == t)}" for t in tasks)
+    return "\n".join(out + ["", f"The untuned template, split {rows[0]['split']}, test examples: {n}; "
+                             f"commit `{rows[0].get('commit', '?')}`."])
+
+
 def render_encoder(rows: list) -> str:
     out = ["| mode | weights | attention | seconds | x plain float32 | rounds | bytes per server | max abs err (pooled) |",
            "|---|---|---|---:|---:|---:|---:|---:|"]
@@ -156,6 +178,8 @@ def render_file(path: str) -> str:
         return "(no results)"
     if "setting" in rows[0]:
         return render_deploy(rows)
+    if "config" in rows[0] and "zero_shot_metric" in rows[0]:
+        return render_rfa_layers(rows)
     if "kind" in rows[0]:
         return render_attention(rows)
     if "median_rel_err" in rows[0]:

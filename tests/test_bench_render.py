@@ -22,3 +22,15 @@ def test_refresh_fills_an_empty_block_and_keeps_the_text_between_blocks(tmp_path
     assert text.startswith("intro\n") and text.endswith("end\n")
     assert "kept paragraph" in text and "old table" not in text
     assert text.count("| mul |") == 2 and text.count("<!-- /results -->") == 2
+
+
+def test_rfa_layer_rows_get_their_own_table(tmp_path):
+    rows = [{"task": t, "metric": "accuracy", "split": "16-13", "config": c, "kind": k, "zero_shot_metric": m,
+             "test_examples": 10, "commit": "abc1234"}
+            for t, c, k, m in [("sst2", "softmax", "softmax", 0.7), ("sst2", "trig 64, layer 0", "rfa", 0.5),
+                               ("rte", "softmax", "softmax", 0.6)]]
+    data = tmp_path / "rfa_layers.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = render.render_file(str(data))
+    assert "| trig 64, layer 0 | 50.0 | -20.0 | - | - |" in text
+    assert "| softmax | 70.0 | - | 60.0 | - |" in text
