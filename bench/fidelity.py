@@ -9,6 +9,9 @@ max and mean abs error of the pooled embedding against the float64
 plaintext forward with the same attention, and the agreement of the
 two-anchor embedding head's argmax ("It was great." / "It was bad.", anchors
 embedded in plaintext) between the secure and the plaintext embeddings.
+Settings: softmax, RFA (trigonometric, M = 64, every layer), and RFA with
+positive features (M = 256) in layers 0-2, the RFA setting closest to
+softmax on task accuracy (``bench.rfa_layers``).
 """
 
 from __future__ import annotations
@@ -57,8 +60,10 @@ def main(argv=None) -> int:
     tok.no_padding()
     tok.no_truncation()
     rows = []
-    for kind in ("softmax", "rfa"):
-        att = AttentionConfig(kind)
+    settings = [("softmax", AttentionConfig()), ("rfa", AttentionConfig("rfa")),
+                # the RFA setting closest to softmax on task accuracy (bench.rfa_layers)
+                ("rfa (positive, M = 256, layers 0-2)", AttentionConfig("rfa", 256, "positive", layers=(0, 1, 2)))]
+    for kind, att in settings:
         aid, amask = tokenize(tok, list(ANCHORS))
         anchors = E.mean_pool(E.encode(params, E.embed(params, cfg, aid), amask, cfg, att), amask)
         ctx = Context(EngineConfig(seed=11))
