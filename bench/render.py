@@ -145,6 +145,9 @@ def render_tune_secure(rows: list) -> str:
         pt = f"{100 * p['test_metric']:.1f}" if p else "-"
         diff = f"{100 * (r['test_metric'] - p['test_metric']):+.1f}" if p else "-"
         att = r["attention"] + (f" (M = {r['features']})" if r["attention"] == "rfa" else "")
+        if r["attention"] == "rfa" and ((r.get("feature_map") or "trig") != "trig" or r.get("rfa_layers")):
+            att = (f"rfa ({r.get('feature_map') or 'trig'}, M = {r['features']}, "
+                   f"layers {r.get('rfa_layers') or 'all'})")
         paper = PAPER.get(r["task"], ("-", "-"))
         out.append(
             f"| {att} | {r['task']} | {_head(r)} | {r['metric']} | {r['test_examples']} | {zs} | {pt} | {100 * r['test_metric']:.1f} "
