@@ -157,18 +157,24 @@ def _role0_share(a, F0, F1, t0, t1, width, F2, t2):
         t2[i] = np.uint8((a[i] >> top) & _U(1)) ^ t0[i] ^ t1[i]
 
 
+@numba.njit(inline="always")
+def _gp_terms(fh, fl, fhl, yh, yl, yhl):
+    """The (G, P) cross terms of a share component (fh, fl, fhl) of (a_h, a_l, a_h a_l)
+    with y's (Y_h, Y_l, Y_h Y_l): G = F_h Y_h ^ F_hl Y_l ^ F_l Y_hl, P = F_hl ^ F_h Y_l ^ F_l Y_h."""
+    return (fh & yh) ^ (fhl & yl) ^ (fl & yhl), fhl ^ (fh & yl) ^ (fl & yh)
+
+
 @elementwise(1)
 def _cross(F, y, mg, mp, add_yhl, width, out):
-    """(G, P) cross terms of a share component F of (a_h, a_l, a_h a_l) with y, masked:
-    G = F_h Y_h ^ F_hl Y_l ^ F_l Y_hl ^ mg,  P = F_hl ^ F_h Y_l ^ F_l Y_h ^ mp (^ Y_hl)."""
+    """``_gp_terms`` of a share component F with y, masked by mg and mp (and P ^ Y_hl
+    with ``add_yhl``)."""
     for i in numba.prange(y.size):
         yh, yl, yhl = _pair_bits(y[i], width)
-        fh, fl, fhl = F[i, 0], F[i, 1], F[i, 2]
-        out[i, 0] = (fh & yh) ^ (fhl & yl) ^ (fl & yhl) ^ mg[i]
-        p = fhl ^ (fh & yl) ^ (fl & yh) ^ mp[i]
+        g, p = _gp_terms(F[i, 0], F[i, 1], F[i, 2], yh, yl, yhl)
+        out[i, 0] = g ^ mg[i]
         if add_yhl:
             p ^= yhl
-        out[i, 1] = p
+        out[i, 1] = p ^ mp[i]
 
 
 @elementwise(0)
@@ -205,12 +211,12 @@ def _first_level_all(cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top):
         f2l = l_ ^ F0[i, 1] ^ F1[i, 1]
         f2hl = hl ^ F0[i, 2] ^ F1[i, 2]
         c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
-        G[c0, i] = (F0[i, 0] & yh) ^ (F0[i, 2] & yl) ^ (F0[i, 1] & yhl) ^ mask[i, 0]        # role 2's term
-        P[c0, i] = F0[i, 2] ^ (F0[i, 0] & yl) ^ (F0[i, 1] & yh) ^ mask[i, 2]
-        G[c1, i] = (F1[i, 0] & yh) ^ (F1[i, 2] & yl) ^ (F1[i, 1] & yhl) ^ mask[i, 1]        # role 1's term
-        P[c1, i] = F1[i, 2] ^ (F1[i, 0] & yl) ^ (F1[i, 1] & yh) ^ mask[i, 3]
-        G[c2, i] = (f2h & yh) ^ (f2hl & yl) ^ (f2l & yhl) ^ mask[i, 0] ^ mask[i, 1]         # roles 1 and 2
-        P[c2, i] = f2hl ^ (f2h & yl) ^ (f2l & yh) ^ mask[i, 2] ^ mask[i, 3] ^ yhl
+        g, p = _gp_terms(F0[i, 0], F0[i, 1], F0[i, 2], yh, yl, yhl)                          # role 2's term
+        G[c0, i], P[c0, i] = g ^ mask[i, 0], p ^ mask[i, 2]
+        g, p = _gp_terms(F1[i, 0], F1[i, 1], F1[i, 2], yh, yl, yhl)                          # role 1's term
+        G[c1, i], P[c1, i] = g ^ mask[i, 1], p ^ mask[i, 3]
+        g, p = _gp_terms(f2h, f2l, f2hl, yh, yl, yhl)                                         # roles 1 and 2
+        G[c2, i], P[c2, i] = g ^ mask[i, 0] ^ mask[i, 1], p ^ mask[i, 2] ^ mask[i, 3] ^ yhl
         top[c0, i] = t0[i]
         top[c1, i] = t1[i]
         top[c2, i] = np.uint8((a[i] >> tb) & _U(1)) ^ t0[i] ^ t1[i] ^ np.uint8((y[i] >> tb) & _U(1))
@@ -316,52 +322,51 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int =
     return top ^ (gh ^ t).reshape(3, n).astype(np.uint8)
 
 
+@numba.njit(inline="always")
+def _b2a_round1(u, yi, u0, u1, mu0, mu1):
+    """Round 1 of ``bit_to_arith`` for one bit: role 0's third component u2 of u, and the
+    masked cross terms w0 = u0 y + mu0 (role 2) and w1 = u1 y + mu1 (role 1)."""
+    return u - u0 - u1, u0 * yi + mu0, u1 * yi + mu1
+
+
+@numba.njit(inline="always")
+def _b2a_round2(u0, u1, u2, yi, w0, w1, mu0, mu1):
+    """Round 2: the role components (u0 - 2 w0, u1 - 2 w1, u2 + y - 2 w2), w2 = u2 y - mu0 - mu1."""
+    two = _U(2)
+    return u0 - two * w0, u1 - two * w1, u2 + yi - two * (u2 * yi - mu0 - mu1)
+
+
 @elementwise(2)
 def _b2a_share(b, cuts, u0, u1, mu, u2, w0, w1, y):
-    """Round 1 of ``bit_to_arith`` in role layout: u = b_r0 ^ b_r1 and u2 = u - u0 - u1
-    (role 0), w0 = u0 y + mu0 (role 2), w1 = u1 y + mu1 (role 1), y = b_r2 (roles 1, 2);
-    role component j of chunk k is real component j + k."""
+    """Round 1 of ``bit_to_arith`` in role layout (``_b2a_round1``): u = b_r0 ^ b_r1
+    (role 0), y = b_r2 (roles 1, 2); role component j of chunk k is real component j + k."""
     for i in numba.prange(u0.size):
         k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
         c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
-        u = _U(b[c0, i] ^ b[c1, i])
         yi = _U(b[c2, i])
         y[i] = yi
-        u2[i] = u - u0[i] - u1[i]
-        w0[i] = u0[i] * yi + mu[i, 0]
-        w1[i] = u1[i] * yi + mu[i, 1]
+        u2[i], w0[i], w1[i] = _b2a_round1(_U(b[c0, i] ^ b[c1, i]), yi, u0[i], u1[i], mu[i, 0], mu[i, 1])
 
 
 @elementwise(1)
 def _b2a_finish(cuts, u0, u1, u2r, w0r, w1r, y, mu, out):
-    """Round 2: out (real layout) = role components (u0 - 2 w0, u1 - 2 w1, u2 + y - 2 w2),
-    w2 = u2 y - mu0 - mu1."""
-    two = _U(2)
+    """Round 2 (``_b2a_round2``), written in the real layout."""
     for i in numba.prange(u0.size):
         k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
-        c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
-        w2 = u2r[i] * y[i] - mu[i, 0] - mu[i, 1]
-        out[c0, i] = u0[i] - two * w0r[i]
-        out[c1, i] = u1[i] - two * w1r[i]
-        out[c2, i] = u2r[i] + y[i] - two * w2
+        out[k, i], out[(k + 1) % 3, i], out[(k + 2) % 3, i] = _b2a_round2(
+            u0[i], u1[i], u2r[i], y[i], w0r[i], w1r[i], mu[i, 0], mu[i, 1])
 
 
 @elementwise(2)
 def _b2a_all(b, cuts, u0, u1, mu, out):
     """Both rounds of ``bit_to_arith`` for every role in one pass (the in-process
-    simulation): ``_b2a_share`` then ``_b2a_finish`` on what was sent unchanged."""
-    two = _U(2)
+    simulation): ``_b2a_round1`` then ``_b2a_round2`` on what was sent unchanged."""
     for i in numba.prange(u0.size):
         k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
         c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
         yi = _U(b[c2, i])
-        u2 = _U(b[c0, i] ^ b[c1, i]) - u0[i] - u1[i]
-        w0 = u0[i] * yi + mu[i, 0]
-        w1 = u1[i] * yi + mu[i, 1]
-        w2 = u2 * yi - mu[i, 0] - mu[i, 1]
-        out[c0, i] = u0[i] - two * w0
-        out[c1, i] = u1[i] - two * w1
-        out[c2, i] = u2 + yi - two * w2
+        u2, w0, w1 = _b2a_round1(_U(b[c0, i] ^ b[c1, i]), yi, u0[i], u1[i], mu[i, 0], mu[i, 1])
+        out[c0, i], out[c1, i], out[c2, i] = _b2a_round2(u0[i], u1[i], u2, yi, w0, w1, mu[i, 0], mu[i, 1])
 
 
 def _b2a_sends(u2, w1, w0) -> list:
@@ -452,15 +457,14 @@ def _ks_operands(G, P, d, left, right):
     ([3, 2n]; with [3, n] outputs, only the first halves: the last level needs G alone)."""
     n = G.shape[1]
     both = left.shape[1] == 2 * n
-    sh = d
     for i in numba.prange(n):
         for c in range(3):
             p = P[c, i]
             left[c, i] = p
-            right[c, i] = G[c, i] << sh
+            right[c, i] = G[c, i] << d
             if both:
                 left[c, n + i] = p
-                right[c, n + i] = p << sh
+                right[c, n + i] = p << d
 
 
 def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:

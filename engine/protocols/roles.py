@@ -68,15 +68,6 @@ class Rotation:
             out[lo:hi] = x[(j + k) % 3, lo:hi]
         return out
 
-    def assemble(self, roles) -> np.ndarray:
-        """Real components [3, n, ...] from the three role components."""
-        first = roles[0]
-        out = np.empty((3,) + first.shape, dtype=first.dtype)
-        for k, lo, hi in self.chunks:
-            for j in range(3):
-                out[(j + k) % 3, lo:hi] = roles[j][lo:hi]
-        return out
-
     def draw(self, rand, role_component: int, dtype=np.uint64, width: int | None = None) -> np.ndarray:
         """A draw from the stream of role component j: [n] (or [n, width])."""
         inner = () if width is None else (width,)

@@ -52,18 +52,39 @@ TRUNC_INPUT_BITS = 62  # |x| < 2^62 in ring units
 _U = np.uint64
 
 
+# -- per-element steps, shared by the role kernels and the one-pass kernels ---
+
+@numba.njit(inline="always")
+def _halves(r, a0, b0, m):
+    """Role 2: role 1's halves of r_low >> m and of r_63, from the mask r and role 0's halves."""
+    return ((r & _U((1 << 63) - 1)) >> _U(m)) - a0, (r >> _U(63)) - b0
+
+
+@numba.njit(inline="always")
+def _corrected(c, a, b, const_term, m, mask):
+    """Roles 0 and 1: from the opened c, their share of the result, masked.
+
+    Role 0 passes const_term = 1 (it adds the public terms), role 1 passes 0.
+    [const_term * (c_low + c_63 2^(63-m) - 2^(62-m))] - a + (1 - 2 c_63) 2^(63-m) b - mask
+    """
+    hi = _U(63 - m)
+    c63 = c >> _U(63)
+    v = ((_U(1) - (c63 << _U(1))) << hi) * b - a - mask
+    if const_term:
+        v += ((c & _U((1 << 63) - 1)) >> _U(m)) + (c63 << hi) - (_U(1) << _U(62 - m))
+    return v
+
+
 # -- party-local steps (one kernel per role and step) ----------------------
 
 @elementwise()
 def _helper_step(ra, rb, rc, has_rc, a0, b0, m, out_a, out_b):
     """Role 2: role 1's halves of r_low >> m (out_a) and r_63 (out_b), r = ra + rb (+ rc)."""
-    low63 = _U((1 << 63) - 1)
     for i in numba.prange(ra.size):
         r = ra[i] + rb[i]
         if has_rc:
             r += rc[i]
-        out_a[i] = ((r & low63) >> _U(m)) - a0[i]
-        out_b[i] = (r >> _U(63)) - b0[i]
+        out_a[i], out_b[i] = _halves(r, a0[i], b0[i], m)
 
 
 @elementwise()
@@ -75,24 +96,13 @@ def _mask_step(part, r, offset, out):
 
 @elementwise()
 def _correct_step(mine, got, extra, has_extra, a, b, const_term, m, mask, out):
-    """Roles 0 and 1: from c = mine + got (+ extra), their share of the result, masked.
-
-    Role 0 passes const_term = 1 (it adds the public terms), role 1 passes 0.
-    out = [const_term * (c_low + c_63 2^(63-m) - 2^(62-m))] - a + (1 - 2 c_63) 2^(63-m) b - mask
-    """
-    low63 = _U((1 << 63) - 1)
-    hi = _U(63 - m)
-    off = _U(1) << _U(62 - m)
+    """Roles 0 and 1: from c = mine + got (+ extra), their share of the result, masked
+    (``_corrected``)."""
     for i in numba.prange(mine.size):
         c = mine[i] + got[i]
         if has_extra:
             c += extra[i]
-        c63 = c >> _U(63)
-        coef = (_U(1) - (c63 << _U(1))) << hi
-        v = coef * b[i] - a[i] - mask[i]
-        if const_term:
-            v += ((c & low63) >> _U(m)) + (c63 << hi) - off
-        out[i] = v
+        out[i] = _corrected(c, a[i], b[i], const_term, m, mask[i])
 
 
 @elementwise(1)
@@ -111,16 +121,9 @@ def _reshared_sum(A, B, C, r, ra, rb, a0, b0, rho, sigma, m):
     """The middle output component y0 + y1 of one element's truncation, every role's
     steps in turn (``_helper_step``, ``_mask_step``, ``_correct_step``): parts A, B,
     C (C already masked), the helper's mask r = ra + rb (+ C's mask)."""
-    low63 = _U((1 << 63) - 1)
-    hi = _U(63 - m)
-    half_a = ((r & low63) >> _U(m)) - a0                          # role 2 -> role 1
-    half_b = (r >> _U(63)) - b0
+    half_a, half_b = _halves(r, a0, b0, m)                        # role 2 -> role 1
     c = (A + ra + _U(1 << 62)) + (B + rb) + C                     # roles 0 and 1
-    c63 = c >> _U(63)
-    coef = (_U(1) - (c63 << _U(1))) << hi
-    y0 = coef * b0 - a0 - rho + ((c & low63) >> _U(m)) + (c63 << hi) - (_U(1) << _U(62 - m))
-    y1 = coef * half_b - half_a - sigma
-    return y0 + y1
+    return _corrected(c, a0, b0, 1, m, rho) + _corrected(c, half_a, half_b, 0, m, sigma)
 
 
 @elementwise(1)
