@@ -26,7 +26,8 @@ from secptune.nn.attention import AttentionConfig
 from secptune.tuning.data import DataError
 from secptune.tuning.loop import ClientHead, Scorer, TuneConfig
 from secptune.tuning.metrics import score
-from secptune.tuning.prepare import anchor_embeddings, encode_examples, load_tokenizer
+from secptune.tuning.prepare import anchor_embeddings, load_tokenizer
+from secptune.tuning.run import predictions, template_param
 from secptune.tuning.tasks import TASKS
 from secptune.weights.checkpoint import load_checkpoint
 from secptune.weights.default import default_model_dir
@@ -50,25 +51,21 @@ def configs(n_layers: int) -> list:
     return out
 
 
-def zero_shot(task, data, split, test_limit, att, model) -> float:
-    """The untuned template's test metric under attention ``att``."""
+def zero_shot(task, data, split, test_limit, att, model) -> tuple:
+    """The untuned template's test metric under attention ``att``, and the test examples."""
     cfg, params, tok, anchors = model
-    head = ClientHead.of(TuneConfig(head=task.head))
     tc = TuneConfig(prompt_len=PROMPT_LEN, subspace_dim=1, popsize=1, budget=1, head=task.head,
                     pair_class=task.pair_class, attention=att)
+    head = ClientHead.of(tc)
+
+    def scores(ids, mask, prompts, tag):
+        return Scorer(cfg, params, ids, mask, anchors, tc)(prompts, tag=tag)
+
     zero = np.zeros((1, PROMPT_LEN, cfg.hidden))
-    param = None
-    if head.kind == "pair":
-        ids, mask, y = encode_examples(tok, task, task.load(data, split, "train"), PROMPT_LEN, MAX_LEN, head.kind)
-        param = head.fit(Scorer(cfg, params, ids, mask, anchors, tc)(zero)[0], y)
+    param = template_param(scores, head, tok, task, task.load(data, split, "train"), PROMPT_LEN, MAX_LEN, zero[0])
     test = task.load(data, split, "test")[:test_limit or None]
-    preds, gold = [], []
-    for i in range(0, len(test), 64):
-        ids, mask, y = encode_examples(tok, task, test[i:i + 64], PROMPT_LEN, MAX_LEN, head.kind)
-        s = Scorer(cfg, params, ids, mask, anchors, tc)(zero)[0]
-        preds.append(np.argmax(head.logits(s, param), -1))
-        gold.append(y)
-    return score(task.metric, np.concatenate(preds), np.concatenate(gold)), len(test)
+    preds, gold = predictions(scores, head, tok, task, test, PROMPT_LEN, MAX_LEN, zero, [param])
+    return score(task.metric, preds[0], gold), len(test)
 
 
 def main(argv=None) -> int:

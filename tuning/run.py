@@ -235,11 +235,38 @@ def _generation_means(out: Path) -> dict:
     return res
 
 
+def template_param(scores, head: ClientHead, tok, task, examples, prompt_len: int, max_len: int, prompt):
+    """The head's parameter fitted to one prompt's scores on labelled examples (the pair
+    head's threshold; the anchor head has none).  ``scores(ids, mask, prompts, tag)``
+    opens the scores of [P, L, hidden] prompts on tokenised examples."""
+    if head.kind != "pair":
+        return None
+    ids, mask, y = encode_examples(tok, task, examples, prompt_len, max_len, head.kind)
+    return head.fit(scores(ids, mask, prompt[None], "zero-shot/train-scores")[0], y)
+
+
+def predictions(scores, head: ClientHead, tok, task, examples, prompt_len: int, max_len: int, prompts,
+                head_params: list) -> tuple:
+    """(predicted classes [P, N] of each prompt with its head parameter, labels [N]) on
+    examples scored in batches of 64 (``scores`` as in ``template_param``)."""
+    preds, gold = [], []
+    for i in range(0, len(examples), 64):
+        ids, mask, y = encode_examples(tok, task, examples[i:i + 64], prompt_len, max_len, head.kind)
+        s = scores(ids, mask, prompts, "test/scores")
+        preds.append(np.stack([np.argmax(head.logits(r, b), -1) for r, b in zip(s, head_params)]))
+        gold.append(y)
+    return np.concatenate(preds, axis=1), np.concatenate(gold)
+
+
 def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None,
              announce=None) -> dict:
     """Dev and test metric of the best prompt by dev metric (test through the same path).
 
     ``test``: examples to score instead of the task's test set."""
+    def scores(ids, mask, prompts, tag):
+        return Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
+                      announce=announce)(prompts, tag=tag)
+
     z = state["best_dev"][1]
     proj = Projection.for_model(tune_cfg, params)
     head = ClientHead.of(tune_cfg)
@@ -248,26 +275,14 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
     head_params = [state.get("best_dev_param")]
     if spec.zero_shot:
         prompts = np.concatenate([prompts, np.zeros((1, spec.prompt_len, cfg.hidden))])
-        zero_param = None
-        if head.kind == "pair":     # the untuned template's threshold, fitted as the tuned prompt's was
-            train = task.load(spec.data, spec.split, "train")
-            ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len, head.kind)
-            raw = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
-                         announce=announce)(prompts[1:], tag="zero-shot/train-scores")[0]
-            zero_param = head.fit(raw, y)
-        head_params.append(zero_param)
+        # the untuned template's threshold, fitted as the tuned prompt's was
+        head_params.append(template_param(scores, head, tok, task, task.load(spec.data, spec.split, "train"),
+                                          spec.prompt_len, spec.max_len, prompts[1]))
     if test is None:
         test = task.load(spec.data, spec.split, "test")
     if spec.test_limit:
         test = test[:spec.test_limit]
-    preds, gold = [], []
-    for i in range(0, len(test), 64):
-        ids, mask, y = encode_examples(tok, task, test[i:i + 64], spec.prompt_len, spec.max_len, head.kind)
-        s = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
-                   announce=announce)(prompts, tag="test/scores")
-        preds.append(np.stack([np.argmax(head.logits(r, b), -1) for r, b in zip(s, head_params)]))
-        gold.append(y)
-    preds, gold = np.concatenate(preds, axis=1), np.concatenate(gold)
+    preds, gold = predictions(scores, head, tok, task, test, spec.prompt_len, spec.max_len, prompts, head_params)
     return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
             "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
             "feature_map": spec.feature_map if spec.attention == "rfa" else None,
