@@ -64,8 +64,10 @@ def _run_truncations(ctx):
     rng = np.random.default_rng(4)
     x = SharedTensor.from_client(ctx, rng.normal(size=(5, 7)) * 3)
     y = SharedTensor.from_client(ctx, rng.normal(size=(7, 4)))
+    z = SharedTensor.from_client(ctx, rng.uniform(0.01, 100.0, size=(5, 7)))
     outs = [x * x, x.truncate(), x @ y, x @ rng.normal(size=(7, 3)), x.sum_squares(), approx.cos_sin(x)["sin"],
-            x.relu(), x.lt(0.5), approx.gelu(x, coarse=True)]       # comparisons: the AND rounds too
+            x.relu(), x.lt(0.5), approx.gelu(x, coarse=True),      # comparisons: the AND rounds too
+            approx.reciprocal(z), approx.rsqrt(z)]                   # bit decomposition and prefix OR
     return [t.shares for t in outs]
 
 
@@ -90,14 +92,17 @@ def test_the_one_pass_simulation_of_a_truncation_equals_the_role_by_role_steps()
 
 def test_the_one_pass_and_role_by_role_paths_agree_on_the_parallel_kernels():
     """Above PARALLEL_MIN_ITEMS both paths run the parallel compilations: a product,
-    a coarse comparison's ReLU and a masked cosine on 150,000 elements, both ways."""
+    a coarse comparison's ReLU, a masked cosine and a reciprocal (bit decomposition,
+    prefix OR) on 150,000 elements, both ways."""
     from secptune.engine import Context, EngineConfig, SharedTensor, approx
 
     n = kernels.PARALLEL_MIN_ITEMS + 19_000
 
     def run(ctx):
         x = SharedTensor.from_client(ctx, np.random.default_rng(5).normal(size=n) * 4)
-        return [t.shares for t in (x * x, x.relu(), approx.gelu(x, coarse=True), approx.cos_sin(x)["cos"])]
+        z = SharedTensor.from_client(ctx, np.random.default_rng(6).uniform(0.01, 100.0, size=n))
+        return [t.shares for t in (x * x, x.relu(), approx.gelu(x, coarse=True), approx.cos_sin(x)["cos"],
+                                   approx.reciprocal(z))]
 
     fused, stepped = Context(EngineConfig(seed=8)), Context(EngineConfig(seed=8))
     a = run(fused)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
+from ..kernels import elementwise
 from ..protocols.arith import mul_ss, share_public
 from ..protocols.boolean import highest_bit_position
 from ..protocols.compare import coarse, relu
@@ -59,24 +61,45 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
 NORM_BITS = 32                 # inputs below 2^32 in ring units: |x| < 2^(32 - f) real
 
 
-def _factor_shares(bits: list, weights: list) -> list:
-    """Integer shares of 1 + b (w - 1) for arithmetic bit shares b and public w."""
-    out = []
-    for b, w in zip(bits, weights):
-        f = b * const(w - 1)
-        f[0] += np.uint64(1)                 # the public 1 on component 0
-        out.append(f)
-    return out
+@elementwise(0)
+def _factor_operands(pos, x, lb, lw, rb, rw, left, right):
+    """Operands of a batch of integer products (pair j at elements j n .. (j + 1) n): the
+    factor 1 + K_b (w - 1) = w - pos_b (w - 1) of 2^K (K_b = 1 - pos_b, arithmetic bit
+    shares pos [nbits, 3, n]) for (b, w) = (lb[j], lw[j]) on the left (x itself where
+    lb[j] < 0) and (rb[j], rw[j]) on the right; the public w on component 0."""
+    n = pos.shape[2]
+    one = np.uint64(1)
+    for i in numba.prange(n):
+        for j in range(lb.size):
+            e = j * n + i
+            for c in range(3):
+                if lb[j] < 0:
+                    left[c, e] = x[c, i]
+                else:
+                    left[c, e] = (lw[j] if c == 0 else np.uint64(0)) - pos[lb[j], c, i] * (lw[j] - one)
+                right[c, e] = (rw[j] if c == 0 else np.uint64(0)) - pos[rb[j], c, i] * (rw[j] - one)
 
 
-def _exponent_bits(ctx, x: np.ndarray, tag: str) -> list:
-    """For x in [1, 2^32) ring units: arithmetic shares of the bits K_b (b = 0..4) of
-    K = 31 - J, J the position of x's highest set bit, so that x 2^K is in
-    [2^31, 2^32).  Cost: 6 + 5 + 1 rounds (``highest_bit_position``)."""
-    pos = highest_bit_position(ctx, x, NORM_BITS, f"{tag}/norm")
-    K = np.uint64(0) - pos                   # 1 - pos, the public 1 on component 0
-    K[:, 0] += np.uint64(1)
-    return list(K)
+def _factor_products(ctx, pos: np.ndarray, x: np.ndarray, pairs: list, tag: str) -> list:
+    """Integer products of factors of 2^K in one round, each pair ((b, w) or None for x,
+    (b, w)) as in ``_factor_operands``; also returns the right operands (the factors)."""
+    n = x.shape[1]
+    lb = np.array([-1 if p is None else p[0] for p, _ in pairs], np.int64)
+    lw = np.array([0 if p is None else p[1] for p, _ in pairs], np.uint64)
+    rb = np.array([q[0] for _, q in pairs], np.int64)
+    rw = np.array([q[1] for _, q in pairs], np.uint64)
+    left, right = np.empty((3, len(pairs) * n), np.uint64), np.empty((3, len(pairs) * n), np.uint64)
+    _factor_operands(pos, np.ascontiguousarray(x), lb, lw, rb, rw, left, right)
+    out = mul_ss(ctx, left, right, tag)
+    return ([out[:, j * n:(j + 1) * n] for j in range(len(pairs))],
+            [right[:, j * n:(j + 1) * n] for j in range(len(pairs))])
+
+
+def _position_bits(ctx, x: np.ndarray, tag: str) -> np.ndarray:
+    """For x in [1, 2^32) ring units: arithmetic shares [5, 3, n] of the bits of the position
+    J of x's highest set bit; K = 31 - J (bits K_b = 1 - J_b) makes x 2^K in [2^31, 2^32).
+    Cost: 6 + 5 + 1 rounds (``highest_bit_position``)."""
+    return highest_bit_position(ctx, x, NORM_BITS, f"{tag}/norm")
 
 
 def _mantissa(ctx, d: np.ndarray, c: np.ndarray, f: int, tag: str) -> np.ndarray:
@@ -107,8 +130,10 @@ def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reci
         raise ValueError(f"{tag}: extra_bits must be in 0..{NORM_BITS - f}, got {extra_bits}")
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
-    f0, f1, f2, f3, f4 = _factor_shares(_exponent_bits(ctx, xs, tag), [2**(2**b) for b in range(5)])
-    a, b, d = mul_many(ctx, [(f0, f1), (f2, f3), (xs, f4)], None, f"{tag}/scale1")
+    pos = _position_bits(ctx, xs, tag)
+    w = [2**(2**b) for b in range(5)]
+    (a, b, d), (_, _, f4) = _factor_products(ctx, pos, xs, [((0, w[0]), (1, w[1])), ((2, w[2]), (3, w[3])),
+                                                            (None, (4, w[4]))], f"{tag}/scale1")
     c = mul_ss(ctx, a, b, f"{tag}/scale2")
     F = mul_ss(ctx, c, f4, f"{tag}/scale3")
     t = _mantissa(ctx, d, c, f, tag)
@@ -137,15 +162,17 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     """
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
-    K = _exponent_bits(ctx, xs, tag)
-    f0, f1, f2, f3, f4 = _factor_shares(K, [2**(2**b) for b in range(5)])
-    g1, g2, g3, g4 = _factor_shares(K[1:], [2**(2**(b - 1)) for b in range(1, 5)])
-    a, b, d, g12, g34 = mul_many(ctx, [(f0, f1), (f2, f3), (xs, f4), (g1, g2), (g3, g4)], None, f"{tag}/scale1")
+    pos = _position_bits(ctx, xs, tag)
+    w = [2**(2**b) for b in range(5)]
+    v = [0] + [2**(2**(b - 1)) for b in range(1, 5)]
+    (a, b, d, g12, g34), _ = _factor_products(
+        ctx, pos, xs, [((0, w[0]), (1, w[1])), ((2, w[2]), (3, w[3])), (None, (4, w[4])),
+                       ((1, v[1]), (2, v[2])), ((3, v[3]), (4, v[4]))], f"{tag}/scale1")
     c, G = mul_many(ctx, [(a, b), (g12, g34)], None, f"{tag}/scale2")
-    # sqrt(2)^(K mod 2), with sqrt(2) more when f is odd, at scale f
+    # sqrt(2)^(K mod 2) = base + K_0 step (K_0 = 1 - pos_0), with sqrt(2) more when f is odd, at scale f
     root2 = math.sqrt(2.0)
     base, step = (1.0, root2 - 1.0) if f % 2 == 0 else (root2, 2.0 - root2)
-    s2 = share_public(np.full(xs.shape[1:], const(round(base * 2**f)), np.uint64)) + K[0] * const(round(step * 2**f))
+    s2 = share_public(np.full(xs.shape[1:], const(round(base * 2**f) + round(step * 2**f)), np.uint64)) - pos[0] * const(round(step * 2**f))
     Gs = mul_ss(ctx, G, s2, f"{tag}/scale3")
     t = _mantissa(ctx, d, c, f, tag)
     r = evaluate(ctx, t, coeffs.RSQRT_POLY, f, (-1.0, 1.0), tag)

@@ -56,6 +56,13 @@ def _and_local(x, y, r, mask, me, z):
                        ^ r[i, k] ^ r[j, k]) & mask
 
 
+def _count_and(ctx, n: int, dtype, bits: int, tag: str) -> None:
+    """The one-pass simulation's stand-in for an AND round's messages: each server's
+    n words of ``bits`` bits (packed below 8), counted, not sent."""
+    wire = placeholder((n,), dtype) if bits >= 8 else placeholder((-(-n // (8 // bits)),), np.uint8)
+    ctx.chan.exchange([Message(i, (i - 1) % 3, wire) for i in range(3)], tag=f"{tag}/and")
+
+
 def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray:
     """Boolean AND of [3, n] word shares holding ``bits``-bit values.
 
@@ -71,8 +78,7 @@ def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray
                -1 if me is None else me, z)
     if ctx.chan.simulated():
         # z_i delivered to server i - 1 is z itself: count the messages (packed as on the wire)
-        wire = placeholder((n,), dtype) if bits >= 8 else placeholder((-(-n // (8 // bits)),), np.uint8)
-        ctx.chan.exchange([Message(i, (i - 1) % 3, wire) for i in range(3)], tag=f"{tag}/and")
+        _count_and(ctx, n, dtype, bits, tag)
         return z
     if bits >= 8:
         got = ctx.chan.exchange([Message(i, (i - 1) % 3, z[i]) for i in range(3)], tag=f"{tag}/and")
@@ -467,6 +473,49 @@ def _ks_operands(G, P, d, left, right):
                 right[c, n + i] = p << d
 
 
+@numba.njit(inline="always")
+def _and3(x0, x1, x2, y0, y1, y2, r0, r1, r2):
+    """The three servers' AND shares z_i = x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ r_i ^ r_{i+1}
+    (``_and_local``), for the one-pass kernels, where z_i is also what server i - 1 receives."""
+    return ((x0 & y0) ^ (x0 & y1) ^ (x1 & y0) ^ r0 ^ r1,
+            (x1 & y1) ^ (x1 & y2) ^ (x2 & y1) ^ r1 ^ r2,
+            (x2 & y2) ^ (x2 & y0) ^ (x0 & y2) ^ r2 ^ r0)
+
+
+@elementwise(0)
+def _ks_level_all(G, P, r, d, both):
+    """One Kogge-Stone level for every server in one pass, in place (the simulation):
+    G ^= P & (G << d) and, with ``both``, P = P & (P << d), the ANDs as ``and_bb`` on the
+    operands of ``_ks_operands`` with the component draws r [3, 2n] (r [3, n] without)."""
+    n = G.shape[1]
+    for i in numba.prange(n):
+        p0, p1, p2 = P[0, i], P[1, i], P[2, i]
+        t0, t1, t2 = _and3(p0, p1, p2, G[0, i] << d, G[1, i] << d, G[2, i] << d, r[0, i], r[1, i], r[2, i])
+        G[0, i] ^= t0
+        G[1, i] ^= t1
+        G[2, i] ^= t2
+        if both:
+            P[0, i], P[1, i], P[2, i] = _and3(p0, p1, p2, p0 << d, p1 << d, p2 << d,
+                                              r[0, n + i], r[1, n + i], r[2, n + i])
+
+
+def _ks_level(ctx, G: np.ndarray, P: np.ndarray, d: int, both: bool, width: int, tag: str):
+    """One Kogge-Stone level: (G ^ P & (G << d), P & (P << d)) (only G without ``both``),
+    both ANDs in one round."""
+    dt = G.dtype.type
+    n = G.shape[1]
+    if ctx.chan.simulated():
+        r = ctx.rand.components((2 * n if both else n,), G.dtype)
+        _ks_level_all(G, P, r, dt(d), both)
+        _count_and(ctx, 2 * n if both else n, G.dtype, width, tag)
+        return G, P
+    left, right = np.empty((3, 2 * n if both else n), G.dtype), np.empty((3, 2 * n if both else n), G.dtype)
+    _ks_operands(G, P, dt(d), left, right)
+    t = and_bb(ctx, left, right, width, tag=tag)
+    G ^= t[:, :n]
+    return G, (np.ascontiguousarray(t[:, n:]) if both else P)
+
+
 def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
     """Boolean shares [3, n] of x mod 2^width (width 32 or 64) from arithmetic shares.
 
@@ -489,16 +538,10 @@ def a2b_word(ctx, x: np.ndarray, width: int, tag: str = "a2b") -> np.ndarray:
     got = rot.exchange(ctx.chan, [(0, (1, 2), a2), (1, 0, g1), (2, 0, g0)], tag=f"{tag}/share")
     G, P = np.empty((3, n), dt), np.empty((3, n), dt)
     _a2b_finish(rot.cuts, *(np.ascontiguousarray(v) for v in (got[2], got[1], got[0])), y, a0, a1, mu, G, P)
-    p = P                         # the propagate word a ^ y (P is rebound below, not changed)
+    p = P.copy()                  # the propagate word a ^ y (the levels update P in place)
     d = 1
     while d < width:
-        both = 2 * d < width
-        left, right = np.empty((3, 2 * n if both else n), dt), np.empty((3, 2 * n if both else n), dt)
-        _ks_operands(G, P, dt(d), left, right)
-        t = and_bb(ctx, left, right, width, tag=f"{tag}/prefix{d}")
-        G ^= t[:, :n]
-        if both:
-            P = np.ascontiguousarray(t[:, n:])
+        G, P = _ks_level(ctx, G, P, d, 2 * d < width, width, f"{tag}/prefix{d}")
         d *= 2
     G <<= dt(1)
     return p ^ G
@@ -512,11 +555,28 @@ def prefix_or_down(ctx, b: np.ndarray, width: int, tag: str = "prefix-or") -> np
     p = b.copy()                            # updated in place below
     d = 1
     while d < width:
-        q = p >> p.dtype.type(d)
-        r = and_bb(ctx, p, q, width, tag=f"{tag}{d}")
-        _xor3(p, q, r)                      # p ^= q ^ r
+        if ctx.chan.simulated():
+            _or_level_all(p, ctx.rand.components((p.shape[1],), p.dtype), p.dtype.type(d))
+            _count_and(ctx, p.shape[1], p.dtype, width, f"{tag}{d}")
+        else:
+            q = p >> p.dtype.type(d)
+            r = and_bb(ctx, p, q, width, tag=f"{tag}{d}")
+            _xor3(p, q, r)                  # p ^= q ^ r
         d *= 2
     return p
+
+
+@elementwise(0)
+def _or_level_all(p, r, d):
+    """One prefix-OR level for every server in one pass, in place (the simulation):
+    p |= p >> d as p ^ q ^ (p & q), q = p >> d, the AND as ``and_bb`` with draws r."""
+    for i in numba.prange(p.shape[1]):
+        p0, p1, p2 = p[0, i], p[1, i], p[2, i]
+        q0, q1, q2 = p0 >> d, p1 >> d, p2 >> d
+        a0, a1, a2 = _and3(p0, p1, p2, q0, q1, q2, r[0, i], r[1, i], r[2, i])
+        p[0, i] = p0 ^ q0 ^ a0
+        p[1, i] = p1 ^ q1 ^ a1
+        p[2, i] = p2 ^ q2 ^ a2
 
 
 @elementwise(0)
