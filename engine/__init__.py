@@ -3,7 +3,7 @@
 Modules in dependency order::
 
     ring (uint64, exact limb matmul)  ->  fixed (the only place that scales)
-    ->  prg (AES-128-CTR streams)  ->  comm (the one cross-party path)
+    ->  prg (AES-128 counter-mode streams)  ->  comm (the one cross-party path)
     ->  context (config value, run context)  ->  protocols (roles, arith,
     trunc, boolean, compare)  ->  costs (declared costs)  ->  tensor (SharedTensor)
 """

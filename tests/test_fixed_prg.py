@@ -51,28 +51,43 @@ def test_streams_have_distinct_keys_and_independent_counters():
     assert np.array_equal(r.component(0).words(4), s.component(0).words(4))   # ... this one's does not
 
 
-def test_stream_is_aes_ctr_keystream():
+def _keystream(key: bytes, nbytes: int) -> bytes:
+    """The stream's layout written out with OpenSSL's CTR mode: segment s is AES-128-CTR
+    from the counter block s (96 bits) || 2 (32 bits)."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+    from secptune.engine.prg import SEGMENT
+
+    out = b""
+    for s in range(-(-nbytes // SEGMENT)):
+        block = s.to_bytes(12, "big") + (2).to_bytes(4, "big")
+        out += Cipher(algorithms.AES(key), modes.CTR(block)).encryptor().update(bytes(SEGMENT))
+    return out[:nbytes]
+
+
+def test_stream_is_the_aes_counter_mode_keystream_of_its_segments():
+    from secptune.engine.prg import SEGMENT
+
     key = bytes(range(16))
-    enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
-    want = np.frombuffer(enc.update(bytes(64)), np.uint64)
-    assert np.array_equal(Stream(key).words(8), want)
+    assert np.array_equal(Stream(key).words(8), np.frombuffer(_keystream(key, 64), np.uint64))
+    # small draws across a segment boundary: the next segment's counter blocks take over
+    s = Stream(key)
+    sizes = [SEGMENT - 5, 3, 7, 1]
+    got = b"".join(s.words(n, np.uint8).tobytes() for n in sizes)
+    assert got == _keystream(key, sum(sizes))
 
 
 def test_large_draws_split_over_threads_give_the_serial_keystream():
-    """Draws from PARALLEL_MIN_BYTES on are cut into block-aligned pieces encrypted in
-    parallel; the bytes, and every draw after them, are the single keystream's."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
+    """Draws from PARALLEL_MIN_BYTES on are cut at segment boundaries into runs encrypted
+    in parallel; the bytes, and every draw after them, are the single keystream's."""
     from secptune.engine import prg
 
     key = bytes(range(16))
-    sizes = [3, prg.PARALLEL_MIN_BYTES + 5, 1, 2 * prg.PARALLEL_MIN_BYTES + 7, 9, prg.PARALLEL_MIN_BYTES]
+    sizes = [3, prg.PARALLEL_MIN_BYTES + 5, 1, 2 * prg.PARALLEL_MIN_BYTES + 7, 9, prg.PARALLEL_MIN_BYTES,
+             prg.SEGMENT - 12, 3 * prg.SEGMENT]
     s = Stream(key)
     got = b"".join(s.words(n, np.uint8).tobytes() for n in sizes)
-    want = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor().update(bytes(sum(sizes)))
-    assert got == want and s.bytes_drawn == sum(sizes)
+    assert got == _keystream(key, sum(sizes)) and s.bytes_drawn == sum(sizes)
 
 
 def test_stream_output_looks_uniform():

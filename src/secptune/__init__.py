@@ -2,7 +2,7 @@
 
 Subpackages, in dependency order:
 
-- ``secptune.engine``: ring Z_2^64, fixed point, AES-CTR randomness, the channel,
+- ``secptune.engine``: ring Z_2^64, fixed point, AES counter-mode randomness, the channel,
   protocols over replicated shares, ``SharedTensor``.
 - ``secptune.nn``: encoder layers on float arrays and on shares.
 - ``secptune.weights``: Hugging Face checkpoints.
