@@ -72,8 +72,8 @@ _RSQRT = _HBIT + 8 * _INT_MUL + _MUL + 3 * _MUL + _MUL
 # comparison-free GELU: t = x^2 / 8 - 1, polynomial in t (four products)
 _GELU_POLY = _MUL + 4 * _MUL
 # GELU: two comparisons batched (MSB of 2 values), two bits to arithmetic, the
-# comparison-free polynomial, two selections (integer products) in one batch
-_GELU_REST = 2 * _B2A + _GELU_POLY + 2 * _INT_MUL
+# comparison-free polynomial, the two selections as one sum of products (one resharing)
+_GELU_REST = 2 * _B2A + _GELU_POLY + _INT_MUL
 _GELU = 2 * (_MSB_SHARE + _MSB_TREE) + _GELU_REST
 _GELU_COARSE = 2 * (_MSB_SHARE16 + _MSB_TREE16) + _GELU_REST
 # masked cosine: role 2 sends two 4-byte masked angles and 16 B of dealt halves,
@@ -87,6 +87,7 @@ DECLARED = {
     "share_client": DeclaredCost(1, _even(0), client_bytes=48, where="protocols.arith.share_from_client"),
     "share_server0": DeclaredCost(1, (16, 0, 0), where="protocols.arith.share_from_server"),
     "mul_int": DeclaredCost(1, _even(8), where="protocols.arith.mul_ss"),
+    "mul_sum": DeclaredCost(1, _even(8), where="protocols.arith.mul_sum (any number of terms)"),
     "matmul_int": DeclaredCost(1, _even(8), where="protocols.arith.matmul_ss"),
     "trunc": DeclaredCost(2, _even(16), where="protocols.trunc.trunc"),
     "mul": DeclaredCost(2, _even(64 / 3), where="protocols.trunc.mul_trunc"),

@@ -8,7 +8,7 @@ from secptune.engine.costs import DECLARED as ALL_DECLARED
 
 # the nonlinear functions' costs are checked in test_approx.py
 DECLARED = {k: v for k, v in ALL_DECLARED.items() if not v.where.startswith("approx.")}
-from secptune.engine.protocols import boolean, compare
+from secptune.engine.protocols import arith, boolean, compare
 
 N = 24 * 50
 
@@ -30,6 +30,7 @@ def _cases(ctx, rng):
         "share_client": (lambda: SharedTensor.from_client(ctx, v), N),
         "share_server0": (lambda: SharedTensor.from_server(ctx, 0, v), N),
         "mul_int": (lambda: xi * xi, N),
+        "mul_sum": (lambda: arith.mul_sum(ctx, [(xi.shares, xi.shares)] * 3), N),
         "matmul_int": (lambda: ai @ bi, 24 * 50),
         "trunc": (lambda: x.truncate(), N),
         "mul": (lambda: x * y, N),

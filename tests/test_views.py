@@ -57,6 +57,21 @@ def test_multiplication_view_is_uniform_after_subtracting_what_s0_knows():
     assert np.count_nonzero(rest) > N - 5
 
 
+def test_sum_of_products_view_is_uniform_after_subtracting_what_s0_knows():
+    """mul_sum sends one masked word per element: S0's view of S1's word minus S1's two
+    product terms (which S0 can compute when every secret is zero) is the mask alone."""
+    ctx = Context(EngineConfig(seed=6))
+    x = SharedTensor.from_client(ctx, np.zeros(N, dtype=np.int64), fmt=None)
+    y = SharedTensor.from_client(ctx, np.zeros(N, dtype=np.int64), fmt=None)
+    log = received_by(ctx, 0, lambda: arith.mul_sum(ctx, [(x.shares, x.shares), (y.shares, x.shares)]))
+    [(tag, sender, z1)] = log
+    assert sender == 1 and tag.endswith("reshare")
+    x0, x1, y0, y1 = x.shares[0], x.shares[1], y.shares[0], y.shares[1]
+    x2, y2 = np.uint64(0) - x0 - x1, np.uint64(0) - y0 - y1
+    rest = z1 - (x1 * x2 + x2 * (x1 + x2)) - (y1 * x2 + y2 * (x1 + x2))
+    assert looks_uniform(rest) and np.count_nonzero(rest) > N - 5
+
+
 def test_missing_zero_share_mask_is_caught(monkeypatch):
     ctx = Context(EngineConfig(seed=5))
     # the product's mask is the zero sharing r_s - r_{s+1} of three component draws

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..protocols.arith import mul_local, mul_ss
+from ..protocols.arith import mul_local, mul_sum
 from ..protocols.boolean import bit_to_arith, msb_bool
 from ..protocols.compare import coarse_limit, max_
 from ..protocols.compare import coarse as coarse_cmp
@@ -37,8 +37,7 @@ def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) ->
     of x above 4 and of 0 below -4.  Two comparisons, c1 = [x < 4] and
     c2 = [x < -4], run as one batch; c2 implies c1, so [-4 <= x < 4] = c1 ^ c2
     and [x >= 4] = 1 ^ c1 are local on the bits, and both go to arithmetic in
-    one conversion.  P does not depend on the comparisons; both selections are
-    one batch of integer products.
+    one conversion.  P does not depend on the comparisons.
 
     ``coarse``: the comparisons are ``compare.coarse`` with a band of 1/16 (a
     16-bit adder, about a quarter of the bytes) for |x| <
@@ -49,7 +48,8 @@ def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) ->
     taken as outside gives 0 instead of GELU(x) > -1.3e-4 (c2 still implies
     c1: c2 = 1 means x < -3.9375).
     Cost: comparisons 6 (coarse 4) + bits to arithmetic 1 + selection 1, and
-    P 8 rounds = 16 rounds (coarse 14).
+    P 8 rounds = 16 rounds (coarse 14).  The two selections x [x >= 4] + [-4 <= x < 4] P
+    are one sum of products (``arith.mul_sum``): one resharing, 8 B per element.
     """
     shape = x.shape[1:]
     flat = x.reshape(3, -1)
@@ -58,12 +58,12 @@ def gelu(ctx, x: np.ndarray, f: int, tag: str = "gelu", coarse: bool = False) ->
     width, shift = coarse_cmp(f, fit.GELU_BAND_BITS) if coarse else (64, 0)
     offsets = [const(round(R * 2**f)), const(round(-R * 2**f))]             # x - R, x + R
     c = msb_bool(ctx, flat, f"{tag}/cmp", width, shift, offsets)              # [x < R], [x < -R]
-    above = c[:, :n].copy()
-    above[0] ^= np.uint8(1)                                                   # [x >= R]: 1 ^ c1
-    bits = bit_to_arith(ctx, np.concatenate([above, c[:, :n] ^ c[:, n:]], axis=1), f"{tag}/cmp")
+    c[:, n:] ^= c[:, :n]                                                      # [-4 <= x < 4]: c1 ^ c2
+    c[0, :n] ^= np.uint8(1)                                                   # [x >= R]: 1 ^ c1
+    bits = bit_to_arith(ctx, c, f"{tag}/cmp")
     p = gelu_poly(ctx, flat, f, f"{tag}/poly")
-    sel = mul_ss(ctx, bits, np.concatenate([flat, p], axis=1), f"{tag}/select")
-    return (sel[:, :n] + sel[:, n:]).reshape((3,) + shape)
+    sel = mul_sum(ctx, [(bits[:, :n], flat), (bits[:, n:], p.reshape(3, -1))], f"{tag}/select")
+    return sel.reshape((3,) + shape)
 
 
 def gelu_poly(ctx, x: np.ndarray, f: int, tag: str = "gelu-poly") -> np.ndarray:
