@@ -61,8 +61,9 @@ _RELU16 = _MSB16 + 8
 # 32-bit ANDs, one of one), five prefix-OR levels of one 32-bit AND, and five
 # bits to arithmetic.
 _HBIT = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4 + 5 * _B2A
-# exp: clamp (coarse ReLU), polynomial u^2 | u^3 | u^3 H + L (three products), four squarings
-_EXP = _RELU16 + 3 * _MUL + 4 * _MUL
+# exp: clamp (coarse ReLU), polynomial u^2 | u^2 H + L (two products), three squarings
+_EXP = _RELU16 + 2 * _MUL + 3 * _MUL
+_EXP_ROUNDS = 6 + 4 + 6
 # reciprocal: position, integer products (3, 1, 1), the mantissa (one fused product),
 # polynomial (three products), final rescaling product
 _RECIP = _HBIT + 5 * _INT_MUL + _MUL + 3 * _MUL + _MUL
@@ -105,7 +106,7 @@ DECLARED = {
     "relu_coarse": DeclaredCost(6, _even(_RELU16), where="protocols.compare.relu (coarse)"),
     "abs": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.abs_"),
     "select": DeclaredCost(1, _even(8), where="protocols.compare.select"),
-    "exp": DeclaredCost(20, _even(_EXP), where="approx.elementary.exp"),
+    "exp": DeclaredCost(_EXP_ROUNDS, _even(_EXP), where="approx.elementary.exp"),
     "reciprocal": DeclaredCost(25, _even(_RECIP), where="approx.elementary.reciprocal"),
     "rsqrt": DeclaredCost(25, _even(_RSQRT), where="approx.elementary.rsqrt"),
     "gelu": DeclaredCost(16, _even(_GELU), where="approx.activations.gelu"),
@@ -124,7 +125,8 @@ def softmax_cost(n: int) -> DeclaredCost:
     """
     levels = max(0, (n - 1).bit_length())
     b = (n - 1) / n * (_MSB16 + 8) + _EXP + _RECIP / n + _MUL
-    return DeclaredCost(6 * levels + 20 + 25 + 2, _even(b), where="approx.activations.softmax")
+    return DeclaredCost(6 * levels + _EXP_ROUNDS + DECLARED["reciprocal"].rounds + 2, _even(b),
+                        where="approx.activations.softmax")
 
 
 def layernorm_cost(d: int, gamma: bool = False) -> DeclaredCost:

@@ -3,8 +3,9 @@
     python -m secptune.engine.approx.fit          # print the coefficients and errors
     python -m secptune.engine.approx.fit --write  # rewrite coeffs.py
 
-Chebyshev least-squares fits on dense grids (numpy.polynomial), converted to
-monomial coefficients in the variable the secure code evaluates.  The errors
+Chebyshev least-squares fits on dense grids (numpy.polynomial; exp's reweighted
+toward a weighted minimax), converted to monomial coefficients in the variable
+the secure code evaluates.  The errors
 printed are those of the float64 polynomial alone; the secure functions add
 fixed-point error, and their bounds (in the modules that use them) cover both.
 """
@@ -34,8 +35,36 @@ def _fit(f, lo, hi, deg, relative=False, n=40001, weight=None):
     return mono, float(err.max())
 
 
-# exp: e^x = p(x / 2^k)^(2^k) on [EXP_LO, EXP_HI]; p fitted on z = x / 2^k (relative error)
-EXP_LO, EXP_HI, EXP_SQUARINGS, EXP_DEGREE = -16.0, 4.0, 4, 5
+def _fit_lawson(f, lo, hi, deg, tol, n=20001, iters=300):
+    """Monomial coefficients of the degree-``deg`` polynomial p that (nearly) minimises
+    max |p - f| / tol on [lo, hi] (Lawson's iteratively reweighted least squares), and
+    that maximum."""
+    x = np.linspace(lo, hi, n)
+    y, t = f(x), tol(x)
+    w = np.ones_like(x)
+    for _ in range(iters):
+        c = C.chebfit(x, y, deg, w=np.sqrt(w) / t)
+        r = np.abs(C.chebval(x, c) - y) / t
+        w = w * r
+        w /= w.sum()
+    return C.cheb2poly(c), float(r.max())
+
+
+# exp: e^x = p(x / 2^k)^(2^k) on [EXP_LO, EXP_HI], p fitted on z = x / 2^k to the errors
+# the function promises, carried back through the k squarings (to first order: the
+# error of p^K is K p^(K-1) dp): relative EXP_FIT_REL where x > 0, absolute EXP_FIT_ABS
+# (or that relative error, if smaller) for x <= 0, where outputs are at most 1 and
+# below 2^-6 only the absolute error is promised (``elementary.exp``)
+EXP_LO, EXP_HI, EXP_SQUARINGS, EXP_DEGREE = -16.0, 4.0, 3, 4
+EXP_FIT_REL, EXP_FIT_ABS = 3e-4, 3e-5
+
+
+def _exp_tolerance(z):
+    K = 2**EXP_SQUARINGS
+    x = K * z
+    final = np.where(x > 0, EXP_FIT_REL * np.exp(x), np.minimum(EXP_FIT_REL * np.exp(x), EXP_FIT_ABS))
+    final = np.where(x < np.log(2.0**-6), EXP_FIT_ABS, final)
+    return final / (K * np.exp((K - 1) * z))
 # GELU on [-R, R]: x/2 + g(t), g the even part (x/2) erf(x / sqrt 2) as a polynomial in
 # t = 2 x^2 / R^2 - 1 (in [-1, 1] on [-R, R], where its monomial coefficients stay below 1.5),
 # fitted on |x| <= R + GELU_BAND (a coarse comparison may take x a band above R as inside)
@@ -53,7 +82,9 @@ MANTISSA_DEGREE = 6
 
 def fit_all() -> dict:
     k = 2**EXP_SQUARINGS
-    exp_p, exp_err = _fit(np.exp, EXP_LO / k, EXP_HI / k, EXP_DEGREE, relative=True)
+    exp_p, _ = _fit_lawson(np.exp, EXP_LO / k, EXP_HI / k, EXP_DEGREE, _exp_tolerance)
+    z = np.linspace(np.log(2.0**-6) / k, EXP_HI / k, 40001)        # the error printed: of p^K, relative,
+    exp_err = float(np.max(np.abs(np.polyval(exp_p[::-1], z) ** k / np.exp(k * z) - 1.0)))  # outputs >= 2^-6
 
     def gelu_x(t):  # t = 2 x^2 / R^2 - 1
         return np.sqrt((t + 1.0) / 2.0) * GELU_POLY_R

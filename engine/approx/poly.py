@@ -74,7 +74,7 @@ def _linear(pw: dict, coeffs, scale: int) -> np.ndarray:
     return out.reshape(shape)
 
 
-def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -> np.ndarray:
+def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None, out_bits: int = 0) -> np.ndarray:
     """Shares of sum_k coeffs[k] x^k, from powers, with one truncation.
 
     Each c_k (k >= 1) is encoded as the integer round(c_k 2^S) and multiplied
@@ -83,6 +83,7 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
     stays below 2^62; S is the largest scale that allows, capped at 44.
     ``extra``: optional shares (scale f) added with weight ``extra[1]``
     before the truncation, as (shares, weight, bound on |shares|).
+    ``out_bits``: the result carries f + out_bits fractional bits (truncated by less).
     Cost: one truncation (2 rounds, 16 B per element per server).
     """
     S = min(44, 61 - f - max(0, math.ceil(math.log2(bound + 1.0))))
@@ -92,8 +93,8 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None) -
     if extra is not None:
         shares, weight, _ = extra
         acc += shares * const(round(weight * 2.0**S))
-    out = trunc(ctx, acc, S, f"{tag}/combine")
-    out[0] += const(round(coeffs[0] * 2.0**f))
+    out = trunc(ctx, acc, S - out_bits, f"{tag}/combine")
+    out[0] += const(round(coeffs[0] * 2.0 ** (f + out_bits)))
     return out
 
 
@@ -110,11 +111,13 @@ def _split_bound(a: tuple, m: int, ulo: float, uhi: float) -> float:
     return 1.25 * float(np.max(np.abs(low) + np.abs(high)))
 
 
-def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=None) -> np.ndarray:
+def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=None, out_bits: int = 0,
+             r: int | None = None) -> np.ndarray:
     """Shares of p(x) = sum_k coeffs[k] x^k for x in domain = (lo, hi), with about half
     the products of ``powers`` + ``combine`` and one truncation at the end.
 
-    The variable is u = x / 2^r, r = round(log2 max |x|) (so |u| <= sqrt 2):
+    The variable is u = x / 2^r, r = round(log2 max |x|) (so |u| <= sqrt 2; or the
+    caller's r, where a wider u keeps the coefficients of H large enough):
     the shares of x at scale f are u at scale F = f + r, for free, and its
     powers (``powers`` at scale F) stay near 1.  With m = ceil(d / 2),
         p = L(u) + u^m H(u),   L = sum_{k<m} a_k u^k,   H = sum_{k<=d-m} a_{m+k} u^k,
@@ -123,6 +126,8 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     linear in the powers, with no truncation; u^m H + L 2^f (scale S + F + f)
     is truncated once, by S + F (``mul_trunc`` with an addend).  ``extra`` =
     (shares at scale f, weight, bound on |shares|) is added before that truncation.
+    ``out_bits``: the result carries f + out_bits fractional bits (the last
+    truncation is out_bits shorter), for callers that go on multiplying.
     Degree 7 or 8: u^2 | u^3 u^4 | u^4 H + L, four products and 6 rounds
     (``powers`` + ``combine`` for degree 7: six products, 8 rounds); degree
     5 or 6: u^2 | u^3 | u^3 H + L, three products.
@@ -134,7 +139,7 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     d = len(coeffs) - 1
     lo, hi = domain
     xmax = max(abs(lo), abs(hi))
-    r = max(0, round(math.log2(xmax)))
+    r = max(0, round(math.log2(xmax))) if r is None else r
     F = f + r
     a = [c * 2.0 ** (r * k) for k, c in enumerate(coeffs)]
     m = -(-d // 2)                                         # H may use u^m itself
@@ -145,7 +150,8 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     if S - r < SPLIT_MIN_BITS:        # every power of u, one combination (a_k / 2^r u^k at scale F is p at scale f)
         umax = xmax / 2.0**r
         bound = sum(abs(ak) / 2.0**r * umax**k for k, ak in enumerate(a)) + (abs(extra[1]) * extra[2] if extra else 0.0)
-        return combine(ctx, powers(ctx, x, max(d, 1), F, tag), [ak / 2.0**r for ak in a], F, bound, tag, extra)
+        return combine(ctx, powers(ctx, x, max(d, 1), F, tag), [ak / 2.0**r for ak in a], F, bound, tag, extra,
+                       out_bits)
     pw = powers(ctx, x, m, F, tag)                         # u^k at scale F
 
     high = _linear(pw, a[m:], S - r)                       # H at scale S + f
@@ -154,6 +160,6 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
     if extra is not None:
         shares, weight, _ = extra                          # at scale f
         low += shares * const(round(weight * 2.0 ** (S + F)))
-    out = mul_trunc(ctx, high, pw[m], S + F, f"{tag}/poly", add=low)
-    out[0] += const(round(coeffs[0] * 2.0**f))
+    out = mul_trunc(ctx, high, pw[m], S + F - out_bits, f"{tag}/poly", add=low)
+    out[0] += const(round(coeffs[0] * 2.0 ** (f + out_bits)))
     return out
