@@ -61,9 +61,9 @@ _RELU16 = _MSB16 + 8
 # 32-bit ANDs, one of one), five prefix-OR levels of one 32-bit AND, and five
 # bits to arithmetic.
 _HBIT = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4 + 5 * _B2A
-# exp: clamp (coarse ReLU), polynomial u^2 | u^2 H + L (two products), three squarings
-_EXP = _RELU16 + 2 * _MUL + 3 * _MUL
-_EXP_ROUNDS = 6 + 4 + 6
+# exp: clamp (coarse ReLU), polynomial u^2 | u^3 | u^3 H + L (three products), three squarings
+_EXP = _RELU16 + 3 * _MUL + 3 * _MUL
+_EXP_ROUNDS = 6 + 6 + 6
 # reciprocal: position, integer products (3, 1, 1), the mantissa (one fused product),
 # polynomial (three products), final rescaling product
 _RECIP = _HBIT + 5 * _INT_MUL + _MUL + 3 * _MUL + _MUL
