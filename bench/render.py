@@ -156,7 +156,19 @@ def render_tune_secure(rows: list) -> str:
             f"| {r['wan_seconds_per_generation'] / 60:.0f} | {paper[0]} / {paper[1]} |")
     first = rows[0]
     return "\n".join(out + ["", f"Split 16-13, {first['budget']} model calls (popsize {first['popsize']}), "
-                             f"{first['weights']} weights; commit `{first.get('commit', '?')}`."])
+                             f"{first['weights']} weights; {_commits(rows)}."])
+
+
+def _commits(rows: list) -> str:
+    """'commit `c`', or, for rows measured at several commits, which tasks ran at which."""
+    by = {}
+    for r in rows:
+        tasks = by.setdefault(r.get("commit", "?"), [])
+        if r["task"] not in tasks:
+            tasks.append(r["task"])
+    if len(by) == 1:
+        return f"commit `{next(iter(by))}`"
+    return "commits " + ", ".join(f"`{c}` ({', '.join(t)})" for c, t in by.items())
 
 
 def render_deploy(rows: list) -> str:

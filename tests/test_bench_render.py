@@ -34,3 +34,15 @@ def test_rfa_layer_rows_get_their_own_table(tmp_path):
     text = render.render_file(str(data))
     assert "| trig 64, layer 0 | 50.0 | -20.0 | - | - |" in text
     assert "| softmax | 70.0 | - | 60.0 | - |" in text
+
+
+def test_secure_tuning_rows_from_two_commits_say_which_task_ran_where():
+    def row(task, mode, commit):
+        return {"attention": "softmax", "task": task, "head": "anchor", "metric": "accuracy", "test_examples": 9,
+                "mode": mode, "test_metric": 0.5, "zero_shot_metric": 0.5, "seconds_per_generation": 1.0,
+                "rounds_per_generation": 1, "bytes_per_party_per_generation": 1e9, "lan_seconds_per_generation": 60,
+                "wan_seconds_per_generation": 60, "budget": 30, "popsize": 10, "weights": "public", "commit": commit}
+
+    rows = [row("sst2", m, "aaa1111") for m in ("plain", "mpc")] + [row("yelp", m, "bbb2222") for m in ("plain", "mpc")]
+    assert render.render_tune_secure(rows).endswith("commits `aaa1111` (sst2), `bbb2222` (yelp).")
+    assert render.render_tune_secure(rows[:2]).endswith("commit `aaa1111`.")

@@ -41,10 +41,11 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
     the float64 p^8 is within 7e-5 relative where e^x >= 2^-6 and 7e-7
     absolute for x <= 0; ``poly.evaluate``: three products), then three
     squarings; p and the squarings carry EXP_GUARD_BITS more fractional bits,
-    so that their rounding, which the squarings double, stays small.  ``clamp`` computes max(x, EXP_LO) first
-    by a ReLU on a coarse comparison (``compare.coarse``: inputs within 1/4
-    above EXP_LO may become EXP_LO, below one ulp of the result either way),
-    which sets EXP_MIN_INPUT; callers that guarantee x >= EXP_LO may skip it.
+    so that their rounding, which the squarings double, stays small.
+    ``clamp`` computes max(x, EXP_LO) first by a ReLU on a coarse comparison
+    (``compare.coarse``: inputs within 1/4 above EXP_LO may become EXP_LO,
+    below one ulp of the result either way), which sets EXP_MIN_INPUT;
+    callers that guarantee x >= EXP_LO may skip it.
     Cost: clamp 6 rounds + polynomial 6 + squarings 6 = 18 rounds.
     """
     if clamp:
@@ -179,7 +180,8 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     # sqrt(2)^(K mod 2) = base + K_0 step (K_0 = 1 - pos_0), with sqrt(2) more when f is odd, at scale f
     root2 = math.sqrt(2.0)
     base, step = (1.0, root2 - 1.0) if f % 2 == 0 else (root2, 2.0 - root2)
-    s2 = share_public(np.full(xs.shape[1:], const(round(base * 2**f) + round(step * 2**f)), np.uint64)) - pos[0] * const(round(step * 2**f))
+    base_i, step_i = round(base * 2**f), round(step * 2**f)
+    s2 = share_public(np.full(xs.shape[1:], const(base_i + step_i), np.uint64)) - pos[0] * const(step_i)
     Gs = mul_ss(ctx, G, s2, f"{tag}/scale3")
     t = _mantissa(ctx, d, c, f, tag)
     r = evaluate(ctx, t, coeffs.RSQRT_POLY, f, (-1.0, 1.0), tag)

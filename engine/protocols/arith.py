@@ -184,7 +184,8 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, zero_sharing, parts):
 def _mul_all_servers(x, y, r, parts):
     """``_mul_roles`` for every server, no rotation, no addend, under the zero sharing
     r_s - r_{s+1}: straight-line code that the compiler vectorises (the general kernel's
-    per-element role and party branches kept it scalar: 3.7 ms per 10^6, here about 2)."""
+    per-element role and party branches kept it scalar: 3.7 ms per 10^6 elements for the
+    kernel alone; ``mul_ss`` now takes 2.3 ms in all)."""
     for i in numba.prange(x.shape[1]):
         x0, x1, x2 = x[0, i], x[1, i], x[2, i]
         y0, y1, y2 = y[0, i], y[1, i], y[2, i]
