@@ -14,7 +14,7 @@ phi(x) = (cos Wx, sin Wx) / sqrt(M).  The query factor exp(|q'|^2/2) is the
 same for every key of a query and cancels in the normalisation; the key factor
 a_j = exp(|k'_j|^2 / 2 - c) (c a constant that also cancels) does not.  Then
     out_i = phi(q_i) S / phi(q_i) z,  S = sum_j a_j phi(k_j) v_j^T,  z = sum_j a_j phi(k_j),
-linear in n.  On shares: the angles W x / (2 pi) (in turns, the 1/(2 pi dh^1/4)
+linear in n (a_j multiplies v_j and 1, dh + 1 values, rather than the 2M features).  On shares: the angles W x / (2 pi) (in turns, the 1/(2 pi dh^1/4)
 folded into the public W) go through the masked cosine; c is the per-head
 maximum of |k'|^2/2 over real keys, found on coarse comparisons (within
 log2(n)/4 of it; or a public calibrated constant), so the exponentials stay
@@ -151,17 +151,20 @@ def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     else:
         shifted = ops.add(norm, -cfg.key_offset)
     a = ops.mul(ops.exp(shifted), mask)                                          # [..., h, n]
+    # a_j weighs key j's row of [v | 1], not its 2M features: S = phi(K)^T (a [v | 1]) is the
+    # same sum with dh products per key instead of 2M (a_j 1 = a_j needs none)
+    return _normalised_readout(phi(q), phi(k), v, inv_sqrt_m * inv_sqrt_m, cfg.guard, key_weight=a)
 
-    pk = ops.mul(phi(k), _expand_cols(a, 2 * M))                                 # a_j phi(k_j)
-    return _normalised_readout(phi(q), pk, v, inv_sqrt_m * inv_sqrt_m, cfg.guard)
 
-
-def _normalised_readout(pq, pk, v, scale: float, guard: float):
+def _normalised_readout(pq, pk, v, scale: float, guard: float, key_weight=None):
     """out_i = phi(q_i) S / phi(q_i) z with S = pk^T v and z = pk^T 1, computed as one
-    product against [v | 1]; the normaliser is floored at ``guard``."""
+    product against [v | 1] (or a [v | 1], ``key_weight`` a [..., n]); the normaliser is
+    floored at ``guard``."""
     dh = v.shape[-1]
-    ones = np.ones(v.shape[:-1] + (1,))
-    v1 = ops.concat([v, _as_like(ones, v)], axis=-1)                             # [..., n, dh + 1]
+    if key_weight is None:
+        v1 = ops.concat([v, _as_like(np.ones(v.shape[:-1] + (1,)), v)], axis=-1)   # [..., n, dh + 1]
+    else:
+        v1 = ops.concat([ops.mul(v, _expand_cols(key_weight, dh)), _expand_cols(key_weight, 1)], axis=-1)
     S = ops.matmul(ops.swap_last(pk), v1)                                        # [..., features, dh + 1]
     out = ops.matmul(pq, S)
     if scale != 1.0:
