@@ -5,9 +5,9 @@
 
 Chebyshev least-squares fits on dense grids (numpy.polynomial; exp's reweighted
 toward a weighted minimax), converted to monomial coefficients in the variable
-the secure code evaluates.  The errors
-printed are those of the float64 polynomial alone; the secure functions add
-fixed-point error, and their bounds (in the modules that use them) cover both.
+the secure code evaluates.  The errors printed are those of the float64
+polynomial alone; the secure functions add fixed-point error, and their bounds
+(in the modules that use them) cover both.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def _exp_tolerance(z):
     final = np.where(x > 0, EXP_FIT_REL * np.exp(x), np.minimum(EXP_FIT_REL * np.exp(x), EXP_FIT_ABS))
     final = np.where(x < np.log(2.0**-6), EXP_FIT_ABS, final)
     return final / (K * np.exp((K - 1) * z))
+
+
 # GELU on [-R, R]: x/2 + g(t), g the even part (x/2) erf(x / sqrt 2) as a polynomial in
 # t = 2 x^2 / R^2 - 1 (in [-1, 1] on [-R, R], where its monomial coefficients stay below 1.5),
 # fitted on |x| <= R + GELU_BAND (a coarse comparison may take x a band above R as inside)
