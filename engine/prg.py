@@ -40,14 +40,16 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 _DTYPES = {np.dtype(np.uint64), np.dtype(np.uint32), np.dtype(np.uint16), np.dtype(np.uint8)}
 
 # The keystream is the cipher applied to zeros; one shared zero buffer serves every
-# draw (allocating fresh zeros per draw cost more than the encryption itself).
-_zeros = memoryview(bytes(1 << 20))
+# draw (allocating fresh zeros per draw cost more than the encryption itself).  No
+# piece is longer than a segment, so the buffer never grows (the parallel runs read
+# it from several threads).
+SEGMENT = 1 << 20
+_zeros = memoryview(bytes(SEGMENT))
 
 
 def _zero_bytes(n: int) -> memoryview:
-    global _zeros
     if n > len(_zeros):
-        _zeros = memoryview(bytes(max(n, 2 * len(_zeros))))
+        raise ValueError(f"keystream pieces are at most {len(_zeros)} bytes, asked for {n}")
     return _zeros[:n]
 
 
@@ -67,7 +69,6 @@ def derive_key(seed: int | bytes | None, label: str) -> bytes:
 # encrypts, so the keystream of one draw comes out in parallel and is the same
 # bytes as the serial one (a test compares them).  On the 2 cores here one 25 MB
 # draw took half the time; keystreams were 13% of a MiniLM forward.
-SEGMENT = 1 << 20
 PARALLEL_MIN_BYTES = 2 * SEGMENT
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 _pool = ThreadPoolExecutor(max_workers=_THREADS - 1, thread_name_prefix="prg") if _THREADS > 1 else None
