@@ -14,7 +14,8 @@ phi(x) = (cos Wx, sin Wx) / sqrt(M).  The query factor exp(|q'|^2/2) is the
 same for every key of a query and cancels in the normalisation; the key factor
 a_j = exp(|k'_j|^2 / 2 - c) (c a constant that also cancels) does not.  Then
     out_i = phi(q_i) S / phi(q_i) z,  S = sum_j a_j phi(k_j) v_j^T,  z = sum_j a_j phi(k_j),
-linear in n (a_j multiplies v_j and 1, dh + 1 values, rather than the 2M features).  On shares: the angles W x / (2 pi) (in turns, the 1/(2 pi dh^1/4)
+linear in n (a_j multiplies v_j and 1, dh + 1 values, rather than the 2M
+features).  On shares: the angles W x / (2 pi) (in turns, the 1/(2 pi dh^1/4)
 folded into the public W) go through the masked cosine; c is the per-head
 maximum of |k'|^2/2 over real keys, found on coarse comparisons (within
 log2(n)/4 of it; or a public calibrated constant), so the exponentials stay

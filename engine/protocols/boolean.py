@@ -43,18 +43,24 @@ _WORD = {64: np.uint64, 32: np.uint32, 16: np.uint16, 8: np.uint8, 4: np.uint8, 
 # ----------------------------------------------------------------------------
 # AND
 
+@numba.njit(inline="always")
+def _and_term(xi, xj, yi, yj, ri, rj):
+    """Server i's AND share from the components i and j = i + 1 it holds:
+    x_i y_i ^ x_i y_j ^ x_j y_i ^ r_i ^ r_j."""
+    return (xi & yi) ^ (xi & yj) ^ (xj & yi) ^ ri ^ rj
+
+
 @elementwise()
 def _and_local(x, y, r, mask, me, z):
-    """z_i = (x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ r_i ^ r_{i+1}) & mask; server i uses only
-    components i and i+1 of x, y and of the component streams r (``me`` >= 0: only z_me)."""
+    """z_i = ``_and_term`` & mask; server i uses only components i and i+1 of x, y and of
+    the component streams r (``me`` >= 0: only z_me)."""
     n = x.shape[1]
     for k in numba.prange(n):
         for i in range(3):
             if me >= 0 and i != me:
                 continue
             j = (i + 1) % 3
-            z[i, k] = ((x[i, k] & y[i, k]) ^ (x[i, k] & y[j, k]) ^ (x[j, k] & y[i, k])
-                       ^ r[i, k] ^ r[j, k]) & mask
+            z[i, k] = _and_term(x[i, k], x[j, k], y[i, k], y[j, k], r[i, k], r[j, k]) & mask
 
 
 def _count_and(ctx, n: int, dtype, bits: int, tag: str) -> None:
@@ -476,11 +482,10 @@ def _ks_operands(G, P, d, left, right):
 
 @numba.njit(inline="always")
 def _and3(x0, x1, x2, y0, y1, y2, r0, r1, r2):
-    """The three servers' AND shares z_i = x_i y_i ^ x_i y_{i+1} ^ x_{i+1} y_i ^ r_i ^ r_{i+1}
-    (``_and_local``), for the one-pass kernels, where z_i is also what server i - 1 receives."""
-    return ((x0 & y0) ^ (x0 & y1) ^ (x1 & y0) ^ r0 ^ r1,
-            (x1 & y1) ^ (x1 & y2) ^ (x2 & y1) ^ r1 ^ r2,
-            (x2 & y2) ^ (x2 & y0) ^ (x0 & y2) ^ r2 ^ r0)
+    """The three servers' AND shares (``_and_term``), for the one-pass kernels, where
+    z_i is also what server i - 1 receives."""
+    return (_and_term(x0, x1, y0, y1, r0, r1), _and_term(x1, x2, y1, y2, r1, r2),
+            _and_term(x2, x0, y2, y0, r2, r0))
 
 
 @elementwise(0)
