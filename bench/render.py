@@ -147,7 +147,7 @@ def render_tune_secure(rows: list) -> str:
         att = r["attention"] + (f" (M = {r['features']})" if r["attention"] == "rfa" else "")
         if r["attention"] == "rfa" and ((r.get("feature_map") or "trig") != "trig" or r.get("rfa_layers")):
             att = (f"rfa ({r.get('feature_map') or 'trig'}, M = {r['features']}, "
-                   f"layers {r.get('rfa_layers') or 'all'})")
+                   f"layers {r.get('rfa_layers') or 'all'}{', centred keys' if r.get('centre_keys') else ''})")
         paper = PAPER.get(r["task"], ("-", "-"))
         out.append(
             f"| {att} | {r['task']} | {_head(r)} | {r['metric']} | {r['test_examples']} | {zs} | {pt} | {100 * r['test_metric']:.1f} "

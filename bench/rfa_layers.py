@@ -39,7 +39,9 @@ PROMPT_LEN, MAX_LEN = 10, 64      # the tuning runs' settings (bench.tune_all, b
 
 def configs(n_layers: int) -> list:
     """(label, AttentionConfig): softmax; each feature map at M = 64 in each single layer;
-    M = 64 and 256 in the first half of the layers and in every layer."""
+    M = 64 and 256 in the first half of the layers and in every layer; positive features
+    on centred keys (``AttentionConfig.centre_keys``) at M = 64 and 256 in the first half
+    and in every layer."""
     out = [("softmax", AttentionConfig())]
     first = tuple(range(n_layers // 2))
     for fmap in ("trig", "positive"):
@@ -48,6 +50,10 @@ def configs(n_layers: int) -> list:
         for M in (64, 256):
             out.append((f"{fmap} {M}, layers 0-{first[-1]}", AttentionConfig("rfa", M, fmap, layers=first)))
             out.append((f"{fmap} {M}, every layer", AttentionConfig("rfa", M, fmap)))
+    for M in (64, 256):
+        out.append((f"positive {M} centred, layers 0-{first[-1]}",
+                    AttentionConfig("rfa", M, "positive", layers=first, centre_keys=True)))
+        out.append((f"positive {M} centred, every layer", AttentionConfig("rfa", M, "positive", centre_keys=True)))
     return out
 
 
@@ -74,8 +80,10 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", default="sst2,rte")
     p.add_argument("--split", default="16-13")
     p.add_argument("--test-limit", type=int, default=500, help="first N test examples (0: all)")
+    p.add_argument("--only", default="", help="semicolon-separated labels of the settings to run (default: all)")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    only = {t.strip() for t in args.only.split(";") if t.strip()}
     mdir = default_model_dir()
     cfg, params = load_checkpoint(mdir)
     tok = load_tokenizer(mdir)
@@ -89,13 +97,17 @@ def main(argv=None) -> int:
         except DataError as e:
             raise SystemExit(f"{e}: pass --data or set SECPTUNE_DATA to the shared data folder")
         model = (cfg, params, tok, anchor_embeddings(tok, cfg, params, task))
-        for label, att in configs(len(params.layers)):
+        chosen = [(label, att) for label, att in configs(len(params.layers)) if not only or label in only]
+        if only - {label for label, _ in chosen}:
+            raise SystemExit(f"--only: unknown settings {sorted(only - {label for label, _ in chosen})}")
+        for label, att in chosen:
             t = time.perf_counter()
             metric, n = zero_shot(task, args.data, args.split, args.test_limit, att, model)
             rows.append({"task": name, "head": task.head, "metric": task.metric, "split": args.split,
                          "config": label, "kind": att.kind, "feature_map": att.feature_map if att.kind == "rfa" else None,
                          "features": att.features if att.kind == "rfa" else None,
                          "layers": list(att.layers) if att.layers is not None else "all",
+                         "centre_keys": att.centre_keys,
                          "zero_shot_metric": metric, "test_examples": n, "commit": git_commit()})
             print(f"{name} {label:28s} {100 * metric:5.1f}  ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     print(table(rows, [("task", "task", "{}"), ("config", "attention", "{}"),

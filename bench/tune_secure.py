@@ -1,7 +1,7 @@
 """Secure tuning on the five tasks beside plaintext twins with the same settings and seeds.
 
     python -m bench.tune_secure [--data DIR] [--budget 30] [--attention softmax,rfa]
-                                [--features M] [--feature-map trig|positive] [--rfa-layers LIST]
+                                [--features M] [--feature-map trig|positive] [--rfa-layers LIST] [--centre-keys]
                                 [--weights public] [--head anchor|pair] [--out bench/results/tune_secure.jsonl]
 
 For each attention kind and task (split 16-13): one ``secptune tune --mode
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--feature-map", choices=["trig", "positive"], default="trig")
     p.add_argument("--rfa-layers", default="", help="RFA only in these layers, e.g. 0,1,2 (default: every layer)")
+    p.add_argument("--centre-keys", action="store_true", help="RFA features on centred keys (AttentionConfig.centre_keys)")
     p.add_argument("--weights", choices=["public", "private"], default="public")
     p.add_argument("--test-limit", type=int, default=500)
     p.add_argument("--head", choices=HEADS, help="embedding head (default: each task's own)")
@@ -52,11 +53,12 @@ def main(argv=None) -> int:
                                model=str(default_model_dir()), mode=mode, prompt_len=10, subspace_dim=100,
                                popsize=args.popsize, sigma=1.0, budget=args.budget, max_len=64, attention=kind,
                                features=args.features, feature_map=args.feature_map, rfa_layers=args.rfa_layers,
-                               weights=args.weights, eval_every=5, patience=0, seed=0,
+                               centre_keys=args.centre_keys, weights=args.weights, eval_every=5, patience=0, seed=0,
                                test_limit=args.test_limit, zero_shot=mode == "plain",
                                head=args.head or TASKS[name].head)
                 rfa = f"-{args.feature_map}{args.features}-l{args.rfa_layers.replace(',', '')}" \
                     if kind == "rfa" and (args.feature_map != "trig" or args.rfa_layers) else ""
+                rfa += "-centred" if kind == "rfa" and args.centre_keys else ""
                 out = Path("runs") / f"tune_secure-{kind}{rfa}-{name}-{mode}-b{args.budget}-{args.weights}-{spec.head}"
                 log = io.StringIO()
                 m = tune_run(spec, out, stream=log)

@@ -43,7 +43,9 @@ class AttentionConfig:
     maximum, computed securely), ``guard`` floor of the normaliser.
     ``layers``: the encoder layers (from 0) that use ``kind``, the others
     softmax attention; None: every layer (which layers can take RFA is a
-    measured choice: ``bench.rfa_layers``)."""
+    measured choice: ``bench.rfa_layers``).  ``centre_keys``: the features
+    see k - c, c the mean of q + k over the sequence's real tokens
+    (``_centred_keys``: exact for softmax, lower variance for the estimator)."""
 
     kind: Literal["softmax", "rfa"] = "softmax"
     features: int = 64
@@ -53,6 +55,7 @@ class AttentionConfig:
     key_offset: float | None = None
     guard: float = 1e-3
     layers: tuple | None = None
+    centre_keys: bool = False
 
     def __post_init__(self):
         if self.kind not in ("softmax", "rfa"):
@@ -68,7 +71,8 @@ class AttentionConfig:
             object.__setattr__(self, "layers", tuple(sorted(layers)))
 
     @classmethod
-    def from_options(cls, kind: str, features: int = 64, feature_map: str = "trig", layers: str = "") -> "AttentionConfig":
+    def from_options(cls, kind: str, features: int = 64, feature_map: str = "trig", layers: str = "",
+                     centre_keys: bool = False) -> "AttentionConfig":
         """From command-line style options: ``layers`` a comma-separated list ("0,1"), "" for every layer."""
         idx = None
         if layers.strip():
@@ -76,7 +80,7 @@ class AttentionConfig:
                 idx = tuple(int(t) for t in layers.split(","))
             except ValueError:
                 raise ValueError(f"--rfa-layers: expected comma-separated layer indices like '0,1', got {layers!r}")
-        return cls(kind, features=int(features), feature_map=feature_map, layers=idx)
+        return cls(kind, features=int(features), feature_map=feature_map, layers=idx, centre_keys=bool(centre_keys))
 
     def for_layer(self, i: int, n_layers: int) -> "AttentionConfig":
         """The attention layer i (of n_layers) runs: this one, or softmax outside ``layers``."""
@@ -128,6 +132,8 @@ def softmax_attention(q, k, v, key_mask):
 
 def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     """Random-feature attention (see the module docstring)."""
+    if cfg.centre_keys:
+        k = _centred_keys(q, k, key_mask)
     if cfg.feature_map == "positive":
         return _positive_rfa(q, k, v, key_mask, cfg)
     dh = q.shape[-1]
@@ -155,6 +161,30 @@ def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
     # a_j weighs key j's row of [v | 1], not its 2M features: S = phi(K)^T (a [v | 1]) is the
     # same sum with dh products per key instead of 2M (a_j 1 = a_j needs none)
     return _normalised_readout(phi(q), phi(k), v, inv_sqrt_m * inv_sqrt_m, cfg.guard, key_weight=a)
+
+
+def _centred_keys(q, k, key_mask):
+    """k - c, c = the mean of q + k over the real tokens of each sequence and head.
+
+    Softmax attention is unchanged (q . (k - c) = q . k - q . c, a per-query
+    constant).  The estimators are not: with FAVOR+ features the relative
+    second moment of a feature for the pair (q, k) is exp(|q' + k'|^2), and
+    after the shift exp(|q' + k' - c'|^2), c' = c / dh^(1/4) the mean of
+    q' + k' over the pairs.  This is importance sampling of w around c' (w ~
+    N(c', I) with the weight exp(-w . c' + |c'|^2 / 2) split between the two
+    sides), written as a shift of the keys.  On shares: the masked sum is
+    local (the mask is a public integer), then one truncation per head and
+    coordinate (the public 1 / count).
+    """
+    n = k.shape[-2]
+    lead = k.shape[:-3]
+    mask = np.ones(lead + (n,), np.int64) if key_mask is None else np.asarray(key_mask).astype(np.int64)
+    count = mask.sum(axis=-1)
+    if np.any(count < 1):
+        raise ValueError("attention: every sequence needs a real token (key_mask is all zero for some row)")
+    total = ops.sum_(ops.mul(ops.add(q, k), mask[..., None, :, None]), axis=-2)            # [..., h, dh]
+    centre = ops.mul(total, np.broadcast_to((1.0 / count)[..., None, None], total.shape))
+    return ops.add(k, ops.scale(_expand_rows(centre, n), -1.0))
 
 
 def _normalised_readout(pq, pk, v, scale: float, guard: float, key_weight=None):
@@ -205,6 +235,13 @@ def _expand_last(x, n):
     if ops.is_shared(x):
         return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None], x.shares.shape + (n,))))
     return np.broadcast_to(x[..., None], x.shape + (n,))
+
+
+def _expand_rows(x, n):
+    """[..., d] -> [..., n, d] by repetition."""
+    if ops.is_shared(x):
+        return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None, :], x.shares.shape[:-1] + (n,) + x.shares.shape[-1:])))
+    return np.broadcast_to(x[..., None, :], x.shape[:-1] + (n,) + x.shape[-1:])
 
 
 def _expand_cols(x, m):

@@ -57,6 +57,7 @@ class RunSpec:
     head: str = ""                  # anchor or pair; "" = the task's default
     feature_map: str = "trig"       # RFA features: trig or positive
     rfa_layers: str = ""            # RFA only in these layers ("0,1"); "" = every layer
+    centre_keys: bool = False       # RFA features on keys centred by the mean of q + k
 
 
 class RunError(RuntimeError):
@@ -73,7 +74,8 @@ def spec_attention(spec) -> AttentionConfig:
     """The attention settings of a run (a ``RunSpec``, or the same fields in a dict)."""
     get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
     return AttentionConfig.from_options(get("attention", "softmax"), get("features", 64),
-                                        get("feature_map", "trig"), get("rfa_layers", ""))
+                                        get("feature_map", "trig"), get("rfa_layers", ""),
+                                        get("centre_keys", False))
 
 
 def _tune_config(spec: RunSpec) -> TuneConfig:
@@ -287,6 +289,7 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
             "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
             "feature_map": spec.feature_map if spec.attention == "rfa" else None,
             "rfa_layers": spec.rfa_layers if spec.attention == "rfa" else None,
+            "centre_keys": spec.centre_keys if spec.attention == "rfa" else None,
             "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
             "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,
