@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 
 
@@ -78,10 +79,14 @@ def render_rfa_layers(rows: list) -> str:
                 cells += ["-", "-"]
                 continue
             m = 100 * r["zero_shot_metric"]
-            cells += [f"{m:.1f}", "-" if r["kind"] == "softmax" else f"{m - 100 * base[t]:+.1f}"]
+            each = r.get("zero_shot_metrics") or []
+            spread = f" +- {100 * statistics.pstdev(each):.1f}" if len(each) > 1 else ""
+            cells += [f"{m:.1f}{spread}", "-" if r["kind"] == "softmax" else f"{m - 100 * base[t]:+.1f}"]
         out.append(f"| {cfg} | " + " | ".join(cells) + " |")
     n = ", ".join(f"{t} {next(r['test_examples'] for r in rows if r['task'] == t)}" for t in tasks)
-    return "\n".join(out + ["", f"The untuned template, split {rows[0]['split']}, test examples: {n}; "
+    seeds = max(r.get("seeds", 1) for r in rows)
+    note = f"; RFA: mean +- std over projection seeds 0-{seeds - 1}" if seeds > 1 else ""
+    return "\n".join(out + ["", f"The untuned template, split {rows[0]['split']}, test examples: {n}{note}; "
                              f"commit `{rows[0].get('commit', '?')}`."])
 
 

@@ -34,6 +34,11 @@ def test_rfa_layer_rows_get_their_own_table(tmp_path):
     text = render.render_file(str(data))
     assert "| trig 64, layer 0 | 50.0 | -20.0 | - | - |" in text
     assert "| softmax | 70.0 | - | 60.0 | - |" in text
+    # several projection seeds: the mean, its spread, and the seeds in the footer
+    rows[1].update(zero_shot_metric=0.52, zero_shot_metrics=[0.5, 0.54], seeds=2)
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = render.render_file(str(data))
+    assert "| trig 64, layer 0 | 52.0 +- 2.0 | -18.0 | - | - |" in text and "projection seeds 0-1" in text
 
 
 def test_secure_tuning_rows_from_two_commits_say_which_task_ran_where():
