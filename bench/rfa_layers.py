@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     if args.seeds < 1:
         raise SystemExit(f"--seeds: need at least 1, got {args.seeds}")
     only = {t.strip() for t in args.only.split(";") if t.strip()}
+    commit = git_commit()            # the code that runs, whatever is edited meanwhile
     mdir = default_model_dir()
     cfg, params = load_checkpoint(mdir)
     tok = load_tokenizer(mdir)
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
                          "layers": list(att.layers) if att.layers is not None else "all",
                          "centre_keys": att.centre_keys,
                          "zero_shot_metric": metric, "zero_shot_metrics": [m for m, _ in per_seed],
-                         "seeds": len(per_seed), "test_examples": n, "commit": git_commit()})
+                         "seeds": len(per_seed), "test_examples": n, "commit": commit})
             print(f"{name} {label:36s} {100 * metric:5.1f}  {[round(100 * m, 1) for m, _ in per_seed]}  "
                   f"({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     print(table(rows, [("task", "task", "{}"), ("config", "attention", "{}"),
