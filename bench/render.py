@@ -59,7 +59,8 @@ def render_attention(rows: list) -> str:
 def render_rfa(rows: list) -> str:
     out = ["| features M | map | orthogonal | median rel err | mean | p90 |", "|---|---|---|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['features']} | {r.get('feature_map') or '-'} | {r.get('orthogonal')} | {r['median_rel_err']:.3f} "
+        fmap = (r.get("feature_map") or "-") + (", centred keys" if r.get("centre_keys") else "")
+        out.append(f"| {r['features']} | {fmap} | {r.get('orthogonal')} | {r['median_rel_err']:.3f} "
                    f"| {r['mean_rel_err']:.3f} | {r['p90_rel_err']:.3f} |")
     return "\n".join(out + ["", f"Measured at commit `{rows[0].get('commit', '?')}`."])
 

@@ -110,19 +110,22 @@ def main(argv=None) -> int:
                  "mean_rel_err": float(np.mean(base)), "p90_rel_err": float(np.quantile(base, 0.9)),
                  "sentences": len(texts), "model": "all-MiniLM-L6-v2", "commit": git_commit()})
     for M in (16, 32, 64, 128, 256):
-        for fmap, orth in (("trig", True), ("trig", False), ("positive", True)):
+        for fmap, orth, centred in (("trig", True, False), ("trig", False, False), ("positive", True, False),
+                                    ("positive", True, True)):
             errs, per_layer = [], {}
             for per in qkv:
                 for layer, q, k, v in per:
                     ref = softmax_attention(q, k, v, None)
                     for seed in range(3):
-                        cfg = AttentionConfig("rfa", features=M, seed=seed, orthogonal=orth, feature_map=fmap)
+                        cfg = AttentionConfig("rfa", features=M, seed=seed, orthogonal=orth, feature_map=fmap,
+                                              centre_keys=centred)
                         e = np.linalg.norm(rfa_attention(q, k, v, None, cfg) - ref) / np.linalg.norm(ref)
                         errs.append(e)
                         per_layer.setdefault(layer, []).append(e)
             errs = np.array(errs)
             rows.append({
-                "features": M, "feature_map": fmap, "orthogonal": orth, "median_rel_err": float(np.median(errs)),
+                "features": M, "feature_map": fmap, "orthogonal": orth, "centre_keys": centred,
+                "median_rel_err": float(np.median(errs)),
                 "mean_rel_err": float(errs.mean()), "p90_rel_err": float(np.quantile(errs, 0.9)),
                 "per_layer_median": {str(k): float(np.median(v)) for k, v in sorted(per_layer.items())},
                 "sentences": len(texts), "seeds": 3, "model": "all-MiniLM-L6-v2", "commit": git_commit(),
