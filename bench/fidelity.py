@@ -61,8 +61,10 @@ def main(argv=None) -> int:
     tok.no_truncation()
     rows = []
     settings = [("softmax", AttentionConfig()), ("rfa", AttentionConfig("rfa")),
-                # the RFA setting closest to softmax on task accuracy (bench.rfa_layers)
-                ("rfa (positive, M = 256, layers 0-2)", AttentionConfig("rfa", 256, "positive", layers=(0, 1, 2)))]
+                # the RFA settings closest to softmax on task accuracy (bench.rfa_layers)
+                ("rfa (positive, M = 256, layers 0-2)", AttentionConfig("rfa", 256, "positive", layers=(0, 1, 2))),
+                ("rfa (positive, M = 64, centred keys, layers 0-2)",
+                 AttentionConfig("rfa", 64, "positive", layers=(0, 1, 2), centre_keys=True))]
     for kind, att in settings:
         aid, amask = tokenize(tok, list(ANCHORS))
         anchors = E.mean_pool(E.encode(params, E.embed(params, cfg, aid), amask, cfg, att), amask)

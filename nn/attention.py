@@ -154,7 +154,7 @@ def rfa_attention(q, k, v, key_mask, cfg: AttentionConfig):
         # per-head maximum over real keys; padded keys are pushed down first
         low = np.where(mask > 0, 0.0, -1e3)
         offset = ops.max_last(ops.add(norm, low), coarse=True)                  # [..., h]
-        shifted = ops.add(norm, ops.scale(_expand_last(offset, n), -1.0))
+        shifted = ops.add(norm, ops.scale(_repeat(offset, n), -1.0))
     else:
         shifted = ops.add(norm, -cfg.key_offset)
     a = ops.mul(ops.exp(shifted), mask)                                          # [..., h, n]
@@ -184,7 +184,7 @@ def _centred_keys(q, k, key_mask):
         raise ValueError("attention: every sequence needs a real token (key_mask is all zero for some row)")
     total = ops.sum_(ops.mul(ops.add(q, k), mask[..., None, :, None]), axis=-2)            # [..., h, dh]
     centre = ops.mul(total, np.broadcast_to((1.0 / count)[..., None, None], total.shape))
-    return ops.add(k, ops.scale(_expand_rows(centre, n), -1.0))
+    return ops.add(k, ops.scale(_repeat(centre, n, before_last=True), -1.0))
 
 
 def _normalised_readout(pq, pk, v, scale: float, guard: float, key_weight=None):
@@ -195,14 +195,14 @@ def _normalised_readout(pq, pk, v, scale: float, guard: float, key_weight=None):
     if key_weight is None:
         v1 = ops.concat([v, _as_like(np.ones(v.shape[:-1] + (1,)), v)], axis=-1)   # [..., n, dh + 1]
     else:
-        v1 = ops.concat([ops.mul(v, _expand_cols(key_weight, dh)), _expand_cols(key_weight, 1)], axis=-1)
+        v1 = ops.concat([ops.mul(v, _repeat(key_weight, dh)), _repeat(key_weight, 1)], axis=-1)
     S = ops.matmul(ops.swap_last(pk), v1)                                        # [..., features, dh + 1]
     out = ops.matmul(pq, S)
     if scale != 1.0:
         out = ops.scale(out, scale)
     num, den = out[..., :dh], out[..., dh]
     den = ops.add(ops.relu(ops.add(den, -guard)), guard)                         # den >= guard
-    return ops.mul(num, _expand_cols(ops.reciprocal(den), dh))
+    return ops.mul(num, _repeat(ops.reciprocal(den), dh))
 
 
 def _positive_rfa(q, k, v, key_mask, cfg: AttentionConfig):
@@ -219,36 +219,25 @@ def _positive_rfa(q, k, v, key_mask, cfg: AttentionConfig):
     norm = ops.row_sq_norm(k, 0.5 / np.sqrt(dh))                                 # |k'|^2 / 2
     mask = np.ones(norm.shape) if key_mask is None else np.broadcast_to(
         np.asarray(key_mask, np.float64)[..., None, :], norm.shape)
-    uk = ops.add(ops.matmul(k, Wt), ops.scale(_expand_cols(norm, M), -1.0))     # [..., h, n, M]
+    uk = ops.add(ops.matmul(k, Wt), ops.scale(_repeat(norm, M), -1.0))     # [..., h, n, M]
     low = np.where(mask > 0, 0.0, -1e3)[..., None]
     mk = ops.max_last(ops.max_last(ops.add(uk, np.broadcast_to(low, uk.shape))))  # [..., h]
-    shift_k = _expand_cols(_expand_last(mk, n), M)
-    pk = ops.mul(ops.exp(ops.add(uk, ops.scale(shift_k, -1.0))), _expand_cols(mask, M))
+    shift_k = _repeat(_repeat(mk, n), M)
+    pk = ops.mul(ops.exp(ops.add(uk, ops.scale(shift_k, -1.0))), _repeat(mask, M))
     uq = ops.matmul(q, Wt)
     mq = ops.max_last(uq)                                                        # [..., h, n]
-    pq = ops.exp(ops.add(uq, ops.scale(_expand_cols(mq, M), -1.0)))
+    pq = ops.exp(ops.add(uq, ops.scale(_repeat(mq, M), -1.0)))
     return _normalised_readout(pq, pk, v, 1.0, cfg.guard)
 
 
-def _expand_last(x, n):
-    """[..., h] -> [..., h, n] by repetition."""
+def _repeat(x, n, before_last: bool = False):
+    """[..., d] -> [..., d, n] by repetition, or [..., n, d] with ``before_last``."""
+    arr = x.shares if ops.is_shared(x) else x
+    new = arr[..., None, :] if before_last else arr[..., None]
+    shape = arr.shape[:-1] + ((n,) + arr.shape[-1:] if before_last else arr.shape[-1:] + (n,))
     if ops.is_shared(x):
-        return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None], x.shares.shape + (n,))))
-    return np.broadcast_to(x[..., None], x.shape + (n,))
-
-
-def _expand_rows(x, n):
-    """[..., d] -> [..., n, d] by repetition."""
-    if ops.is_shared(x):
-        return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None, :], x.shares.shape[:-1] + (n,) + x.shares.shape[-1:])))
-    return np.broadcast_to(x[..., None, :], x.shape[:-1] + (n,) + x.shape[-1:])
-
-
-def _expand_cols(x, m):
-    """[..., n] -> [..., n, m] by repetition."""
-    if ops.is_shared(x):
-        return x._new(np.ascontiguousarray(np.broadcast_to(x.shares[..., None], x.shares.shape + (m,))))
-    return np.broadcast_to(x[..., None], x.shape + (m,))
+        return x._new(np.ascontiguousarray(np.broadcast_to(new, shape)))
+    return np.broadcast_to(new, shape)
 
 
 def _as_like(public: np.ndarray, like):
