@@ -45,6 +45,7 @@ _DTYPES = {np.dtype(np.uint64), np.dtype(np.uint32), np.dtype(np.uint16), np.dty
 # it from several threads).
 SEGMENT = 1 << 20
 _zeros = memoryview(bytes(SEGMENT))
+_PENDING = object()                 # a stream's encryptor while a write of it is under way
 
 
 def _zero_bytes(n: int) -> memoryview:
@@ -83,6 +84,8 @@ def _fill_run(key: bytes, enc, pos: int, raw: np.ndarray, offset: int, nbytes: i
     """Keystream bytes pos .. pos + nbytes into raw[offset:]; ``enc`` is the encryptor
     standing at pos, or None when pos is a segment's first byte.  Returns the encryptor
     standing at pos + nbytes (None at a segment boundary)."""
+    if enc is _PENDING:
+        raise RuntimeError(f"stream {label!r}: an earlier write did not finish")
     while nbytes:
         if enc is None:
             if pos % SEGMENT:
@@ -118,25 +121,16 @@ class Stream:
         """Keystream bytes into raw[offset:offset + nbytes]; raw must extend 15 bytes
         further (``update_into`` may ask for block-size slack; the slack is overwritten
         by whatever is written next)."""
-        if nbytes == 0:
-            return
-        start = self.bytes_drawn
+        write_pieces(raw, [(self, offset, nbytes)])
+
+    def _reserve(self, nbytes: int) -> tuple:
+        """Take the next nbytes of the stream: (their first position, the encryptor
+        standing there or None at a segment boundary).  The caller writes them
+        (``_fill_run``) and hands back the encryptor that stands at their end."""
+        start, enc = self.bytes_drawn, self._enc
         self.bytes_drawn += nbytes
-        key, label = self._key, self.label
-        if nbytes < PARALLEL_MIN_BYTES or _pool is None:
-            self._enc = _fill_run(key, self._enc, start, raw, offset, nbytes, label)
-            return
-        # runs that start on segment boundaries, but the first, which continues the stream's encryptor
-        end = start + nbytes
-        first = min(end, -(-start // SEGMENT) * SEGMENT)
-        cuts = [start] + [min(end, max(first, (start + nbytes * t // _THREADS) // SEGMENT * SEGMENT))
-                          for t in range(1, _THREADS)] + [end]
-        jobs = [_pool.submit(_fill_run, key, None, lo, raw, offset + lo - start, hi - lo, label)
-                for lo, hi in zip(cuts[1:-1], cuts[2:]) if hi > lo]
-        enc = _fill_run(key, self._enc, start, raw, offset, cuts[1] - start, label)
-        for job in jobs:
-            enc = job.result()              # the last run's encryptor stands at the end
-        self._enc = enc
+        self._enc = _PENDING
+        return start, enc
 
     def words(self, shape, dtype=np.uint64) -> np.ndarray:
         dtype = np.dtype(dtype)
@@ -161,17 +155,86 @@ class NullStream(Stream):
         raw[offset:offset + nbytes] = 0
 
 
+def _runs(start: int, nbytes: int, size: int) -> list:
+    """[lo, hi) byte ranges covering start .. start + nbytes, cut only at segment
+    boundaries, each about ``size`` bytes (at least one segment but the first)."""
+    end = start + nbytes
+    out, lo = [], start
+    while lo < end:
+        hi = min(end, max(-(-lo // SEGMENT) * SEGMENT, (lo + size) // SEGMENT * SEGMENT))
+        hi = hi if hi > lo else min(end, lo + SEGMENT)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def write_pieces(raw: np.ndarray, pieces) -> None:
+    """Keystream into raw for (stream, offset, nbytes) pieces, each the next bytes of its
+    stream (a stream at most once).
+
+    Small writes run in this thread.  From PARALLEL_MIN_BYTES in all, every piece
+    is cut at segment boundaries (every segment can start on its own) into runs
+    of about a quarter of total / threads bytes (at least a segment), and the
+    runs of all pieces are spread over the threads at once, largest first, so a
+    draw from three streams waits on one dispatch, not three.  The bytes are the serial keystream's either way (tests
+    compare them).
+    """
+    pieces = [(st, off, n) for st, off, n in pieces if n]
+    total = sum(n for _, _, n in pieces)
+    if len({id(st) for st, _, _ in pieces}) != len(pieces):
+        raise ValueError("write_pieces: a stream may give one piece per write")
+    real = []
+    for st, off, n in pieces:
+        if isinstance(st, NullStream):
+            st._write(raw, off, n)
+        else:
+            real.append((st, off, n))
+    if total < PARALLEL_MIN_BYTES or _pool is None:
+        for st, off, n in real:
+            start, enc = st._reserve(n)
+            st._enc = _fill_run(st._key, enc, start, raw, off, n, st.label)
+        return
+    jobs = []                               # (bytes, stream, encryptor or None, position, offset, last)
+    for st, off, n in real:
+        start, enc = st._reserve(n)
+        runs = _runs(start, n, max(SEGMENT, total // (4 * _THREADS)))
+        for i, (lo, hi) in enumerate(runs):
+            jobs.append((hi - lo, st, enc if i == 0 else None, lo, off + lo - start, i == len(runs) - 1))
+    loads = _balance(jobs)
+
+    def work(batch):
+        return [(st, _fill_run(st._key, enc, pos, raw, off, n, st.label), last) for n, st, enc, pos, off, last in batch]
+
+    futures = [_pool.submit(work, batch) for batch in loads[1:] if batch]
+    done = work(loads[0]) + [r for f in futures for r in f.result()]
+    for st, enc, last in done:
+        if last:
+            st._enc = enc                   # the encryptor standing at the piece's end
+
+
+def _balance(jobs: list) -> list:
+    """The jobs in _THREADS batches of about equal bytes (largest first, each to the lightest)."""
+    batches = [[] for _ in range(_THREADS)]
+    load = [0] * _THREADS
+    for job in sorted(jobs, key=lambda j: -j[0]):
+        t = load.index(min(load))
+        batches[t].append(job)
+        load[t] += job[0]
+    return batches
+
+
 def draw_concat(parts, dtype, inner: tuple = ()) -> np.ndarray:
     """One array [sum of counts, *inner] drawn piecewise from (stream, count) parts, in order,
-    written in place (no concatenation copy)."""
+    written in place (no concatenation copy), the parts' keystreams in one parallel write."""
     dtype = np.dtype(dtype)
     per = int(np.prod(inner, dtype=np.int64)) * dtype.itemsize
     total = sum(c for _, c in parts)
     raw = np.empty(total * per + 16, np.uint8)
-    off = 0
+    pieces, off = [], 0
     for stream, count in parts:
-        stream._write(raw, off, count * per)
+        pieces.append((stream, off, count * per))
         off += count * per
+    write_pieces(raw, pieces)
     return raw[:total * per].view(dtype).reshape((total,) + tuple(inner))
 
 

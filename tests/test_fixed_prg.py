@@ -90,6 +90,29 @@ def test_large_draws_split_over_threads_give_the_serial_keystream():
     assert got == _keystream(key, sum(sizes)) and s.bytes_drawn == sum(sizes)
 
 
+def test_draws_from_several_streams_in_one_parallel_write_give_each_serial_keystream():
+    """draw_concat writes the pieces of several streams in one dispatch, cut at their own
+    segment boundaries; each piece is its stream's keystream and each stream continues
+    from where its piece ended (also mid-segment)."""
+    from secptune.engine import prg
+
+    keys = [bytes([k]) * 16 for k in range(3)]
+    streams = [Stream(k) for k in keys]
+    lead = [5, prg.SEGMENT - 3, 0]                         # start mid-segment, near a boundary, at one
+    for st, n in zip(streams, lead):
+        st.words(n, np.uint8)
+    counts = [prg.SEGMENT // 8 + 1, 3 * prg.SEGMENT // 8 + 3, 2 * prg.SEGMENT // 8]   # uint64 words
+    got = prg.draw_concat(list(zip(streams, counts)), np.uint64)
+    after = [st.words(7, np.uint8).tobytes() for st in streams]
+    at = 0
+    for key, n0, c, tail in zip(keys, lead, counts, after):
+        want = _keystream(key, n0 + 8 * c + 7)
+        assert got[at:at + c].tobytes() == want[n0:n0 + 8 * c] and tail == want[n0 + 8 * c:]
+        at += c
+    with pytest.raises(ValueError, match="one piece per write"):
+        prg.draw_concat([(streams[0], 4), (streams[0], 4)], np.uint64)
+
+
 def test_stream_output_looks_uniform():
     w = Randomness(3).common.words(1 << 16, np.uint8)
     counts = np.bincount(w, minlength=256)
