@@ -49,9 +49,12 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
     Cost: clamp 6 rounds + polynomial 6 + squarings 6 = 18 rounds.
     """
     if clamp:
-        lo = share_public(np.full(x.shape[1:], const(round(EXP_LO * 2**f)), np.uint64))
+        lo = const(round(EXP_LO * 2**f))            # public: on component 0 only
         width, shift = coarse(f)
-        x = lo + relu(ctx, x - lo, f"{tag}/clamp", width, shift)
+        d = x.copy()
+        d[0] -= lo
+        x = relu(ctx, d, f"{tag}/clamp", width, shift)
+        x[0] += lo
     k = 2**fit.EXP_SQUARINGS
     c = [ck / k**j for j, ck in enumerate(coeffs.EXP_POLY)]
     g = EXP_GUARD_BITS

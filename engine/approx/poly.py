@@ -98,6 +98,41 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None, o
     return out
 
 
+@elementwise(0)
+def _split_terms(p1, p2, p3, p4, ch, cl, f, high, low):
+    """H = ch[0] (component 0) + sum_k ch[k] p_k and L = (sum_k cl[k] p_k) << f over
+    [3, n] share arrays, k = 1..4 (unused powers carry coefficient 0), in one pass."""
+    sh = np.uint64(f)
+    for i in numba.prange(high.shape[1]):
+        for j in range(3):
+            a, b, c, d = p1[j, i], p2[j, i], p3[j, i], p4[j, i]
+            h = ch[1] * a + ch[2] * b + ch[3] * c + ch[4] * d
+            high[j, i] = h + ch[0] if j == 0 else h
+            low[j, i] = (cl[1] * a + cl[2] * b + cl[3] * c + cl[4] * d) << sh
+
+
+def _split_parts(pw: dict, a: list, m: int, S: int, r: int, f: int) -> tuple:
+    """H = sum_{k <= d - m} a_{m+k} u^k at scale S + f (S - r for the coefficients,
+    the u^0 term on component 0) and L - a_0 = sum_{0 < k < m} a_k u^k at scale
+    S + F + f (coefficients at S, shifted by f), local: one pass (``_split_terms``)
+    for m <= 4 (degree 8 and below), else one per power (``_linear``)."""
+    d = len(a) - 1
+    if m > 4:
+        high = _linear(pw, a[m:], S - r)
+        high[0] += const(round(a[m] * 2.0 ** (S + f)))
+        return high, _linear(pw, [0.0] + a[1:m], S) << np.uint64(f)
+    ch, cl = np.zeros(5, np.uint64), np.zeros(5, np.uint64)
+    ch[0] = const(round(a[m] * 2.0 ** (S + f)))
+    for k in range(1, d - m + 1):
+        ch[k] = const(round(a[m + k] * 2.0 ** (S - r)))
+    for k in range(1, m):
+        cl[k] = const(round(a[k] * 2.0 ** S))
+    flat = [pw[min(k, m)].reshape(3, -1) for k in range(1, 5)]     # powers above m: weight 0
+    high, low = (np.empty((3, flat[0].shape[1]), np.uint64) for _ in range(2))
+    _split_terms(*flat, ch, cl, f, high, low)
+    return high.reshape(pw[1].shape), low.reshape(pw[1].shape)
+
+
 SPLIT_MIN_BITS = 16
 
 
@@ -154,9 +189,7 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
                        out_bits)
     pw = powers(ctx, x, m, F, tag)                         # u^k at scale F
 
-    high = _linear(pw, a[m:], S - r)                       # H at scale S + f
-    high[0] += const(round(a[m] * 2.0 ** (S + f)))
-    low = _linear(pw, [0.0] + a[1:m], S) << np.uint64(f)   # L - a_0 at scale S + F + f
+    high, low = _split_parts(pw, a, m, S, r, f)            # H at scale S + f, L - a_0 at S + F + f
     if extra is not None:
         shares, weight, _ = extra                          # at scale f
         low += shares * const(round(weight * 2.0 ** (S + F)))
