@@ -119,8 +119,9 @@ def _head(row: dict) -> str:
 def render_tune(rows: list) -> str:
     import numpy as np
 
-    out = ["| task | head | metric | splits | zero-shot (mean +- std) | tuned (mean +- std) | dev of the kept prompt |",
-           "|---|---|---|---:|---:|---:|---:|"]
+    seeds = any(r.get("rfa_seed") for r in rows)        # runs that differ by RFA's projection seed
+    out = [f"| task | head | metric | {'projection seeds' if seeds else 'splits'} | zero-shot (mean +- std) "
+           "| tuned (mean +- std) | dev of the kept prompt |", "|---|---|---|---:|---:|---:|---:|"]
     for task, head in dict.fromkeys((r["task"], _head(r)) for r in rows):
         r = [x for x in rows if x["task"] == task and _head(x) == head]
         zs = np.array([x["zero_shot_metric"] for x in r]) * 100

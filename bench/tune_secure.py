@@ -2,6 +2,7 @@
 
     python -m bench.tune_secure [--data DIR] [--budget 30] [--attention softmax,rfa]
                                 [--features M] [--feature-map trig|positive] [--rfa-layers LIST] [--centre-keys]
+                                [--rfa-seed N] [--modes plain,mpc]
                                 [--weights public] [--head anchor|pair] [--out bench/results/tune_secure.jsonl]
 
 For each attention kind and task (split 16-13): one ``secptune tune --mode
@@ -40,25 +41,31 @@ def main(argv=None) -> int:
     p.add_argument("--feature-map", choices=["trig", "positive"], default="trig")
     p.add_argument("--rfa-layers", default="", help="RFA only in these layers, e.g. 0,1,2 (default: every layer)")
     p.add_argument("--centre-keys", action="store_true", help="RFA features on centred keys (AttentionConfig.centre_keys)")
+    p.add_argument("--rfa-seed", type=int, default=0, help="seed of RFA's random projections")
+    p.add_argument("--modes", default="plain,mpc", help="plain, mpc or both (the plaintext twins alone: plain)")
     p.add_argument("--weights", choices=["public", "private"], default="public")
     p.add_argument("--test-limit", type=int, default=500)
     p.add_argument("--head", choices=HEADS, help="embedding head (default: each task's own)")
     p.add_argument("--out", default="bench/results/tune_secure.jsonl")
     args = p.parse_args(argv)
+    modes = [m for m in ("plain", "mpc") if m in args.modes.split(",")]
+    if not modes or set(args.modes.split(",")) - {"plain", "mpc"}:
+        raise SystemExit(f"--modes: plain, mpc or plain,mpc, got {args.modes!r}")
     rows, commit = [], git_commit()          # the code that runs, whatever is committed meanwhile
     for kind in args.attention.split(","):
         for name in args.tasks.split(","):
-            for mode in ("plain", "mpc"):
+            for mode in modes:
                 spec = RunSpec(task=name, data=str(Path(args.data).resolve()), split="16-13",
                                model=str(default_model_dir()), mode=mode, prompt_len=10, subspace_dim=100,
                                popsize=args.popsize, sigma=1.0, budget=args.budget, max_len=64, attention=kind,
                                features=args.features, feature_map=args.feature_map, rfa_layers=args.rfa_layers,
-                               centre_keys=args.centre_keys, weights=args.weights, eval_every=5, patience=0, seed=0,
+                               centre_keys=args.centre_keys, rfa_seed=args.rfa_seed, weights=args.weights, eval_every=5, patience=0, seed=0,
                                test_limit=args.test_limit, zero_shot=mode == "plain",
                                head=args.head or TASKS[name].head)
                 rfa = f"-{args.feature_map}{args.features}-l{args.rfa_layers.replace(',', '')}" \
                     if kind == "rfa" and (args.feature_map != "trig" or args.rfa_layers) else ""
                 rfa += "-centred" if kind == "rfa" and args.centre_keys else ""
+                rfa += f"-seed{args.rfa_seed}" if kind == "rfa" and args.rfa_seed else ""
                 out = Path("runs") / f"tune_secure-{kind}{rfa}-{name}-{mode}-b{args.budget}-{args.weights}-{spec.head}"
                 log = io.StringIO()
                 m = tune_run(spec, out, stream=log)

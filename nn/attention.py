@@ -72,7 +72,7 @@ class AttentionConfig:
 
     @classmethod
     def from_options(cls, kind: str, features: int = 64, feature_map: str = "trig", layers: str = "",
-                     centre_keys: bool = False) -> "AttentionConfig":
+                     centre_keys: bool = False, seed: int = 0) -> "AttentionConfig":
         """From command-line style options: ``layers`` a comma-separated list ("0,1"), "" for every layer."""
         idx = None
         if layers.strip():
@@ -80,7 +80,8 @@ class AttentionConfig:
                 idx = tuple(int(t) for t in layers.split(","))
             except ValueError:
                 raise ValueError(f"--rfa-layers: expected comma-separated layer indices like '0,1', got {layers!r}")
-        return cls(kind, features=int(features), feature_map=feature_map, layers=idx, centre_keys=bool(centre_keys))
+        return cls(kind, features=int(features), feature_map=feature_map, seed=int(seed), layers=idx,
+                   centre_keys=bool(centre_keys))
 
     def for_layer(self, i: int, n_layers: int) -> "AttentionConfig":
         """The attention layer i (of n_layers) runs: this one, or softmax outside ``layers``."""

@@ -57,7 +57,7 @@ def test_tune_help_lists_every_option(capsys):
         main(["tune", "--help"])
     out = capsys.readouterr().out
     for opt in ("--task", "--data", "--split", "--model", "--mode", "--prompt-len", "--dim", "--popsize", "--budget",
-                "--max-len", "--attention", "--features", "--feature-map", "--rfa-layers", "--centre-keys", "--weights",
+                "--max-len", "--attention", "--features", "--feature-map", "--rfa-layers", "--centre-keys", "--rfa-seed", "--weights",
                 "--eval-every", "--patience", "--test-limit"):
         assert opt in out
 
@@ -65,10 +65,13 @@ def test_tune_help_lists_every_option(capsys):
 def test_attention_settings_reach_the_servers_job():
     from secptune.tuning.run import spec_attention
 
-    job = {"attention": "rfa", "features": 32, "feature_map": "positive", "rfa_layers": "1", "centre_keys": True}
+    job = {"attention": "rfa", "features": 32, "feature_map": "positive", "rfa_layers": "1", "centre_keys": True,
+           "rfa_seed": 7}
     att = spec_attention(job)         # the server processes read their job's dict (deploy)
-    assert (att.kind, att.features, att.feature_map, att.layers, att.centre_keys) == ("rfa", 32, "positive", (1,), True)
-    assert not spec_attention({"attention": "rfa"}).centre_keys       # jobs from before the option
+    assert (att.kind, att.features, att.feature_map, att.layers, att.centre_keys, att.seed) == \
+        ("rfa", 32, "positive", (1,), True, 7)
+    old = spec_attention({"attention": "rfa"})      # jobs from before the options
+    assert not old.centre_keys and old.seed == 0
 
 
 def test_tune_rejects_a_bad_layer_list(tmp_path, capsys):

@@ -58,6 +58,7 @@ class RunSpec:
     feature_map: str = "trig"       # RFA features: trig or positive
     rfa_layers: str = ""            # RFA only in these layers ("0,1"); "" = every layer
     centre_keys: bool = False       # RFA features on keys centred by the mean of q + k
+    rfa_seed: int = 0               # the public seed of RFA's random projections
 
 
 class RunError(RuntimeError):
@@ -75,7 +76,7 @@ def spec_attention(spec) -> AttentionConfig:
     get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
     return AttentionConfig.from_options(get("attention", "softmax"), get("features", 64),
                                         get("feature_map", "trig"), get("rfa_layers", ""),
-                                        get("centre_keys", False))
+                                        get("centre_keys", False), get("rfa_seed", 0))
 
 
 def _tune_config(spec: RunSpec) -> TuneConfig:
@@ -290,6 +291,7 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
             "feature_map": spec.feature_map if spec.attention == "rfa" else None,
             "rfa_layers": spec.rfa_layers if spec.attention == "rfa" else None,
             "centre_keys": spec.centre_keys if spec.attention == "rfa" else None,
+            "rfa_seed": spec.rfa_seed if spec.attention == "rfa" else None,
             "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
             "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,

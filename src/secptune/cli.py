@@ -63,7 +63,7 @@ def _tune(args) -> int:
                    mode=args.mode, prompt_len=args.prompt_len, subspace_dim=args.dim, popsize=args.popsize,
                    sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
                    features=args.features, feature_map=args.feature_map, rfa_layers=args.rfa_layers,
-                   centre_keys=args.centre_keys, weights=args.weights, eval_every=args.eval_every,
+                   centre_keys=args.centre_keys, rfa_seed=args.rfa_seed, weights=args.weights, eval_every=args.eval_every,
                    patience=args.patience, seed=args.seed, test_limit=args.test_limit,
                    zero_shot=not args.no_zero_shot, head=args.head or TASKS[args.task].head)
     try:
@@ -249,6 +249,8 @@ def main(argv=None) -> int:
     sp.add_argument("--centre-keys", action="store_true",
                     help="RFA features on keys centred by the sequence's mean of q + k (exact for softmax; "
                          "lower error for positive features)")
+    sp.add_argument("--rfa-seed", type=int, default=0,
+                    help="public seed of RFA's random projections (one draw of the features per seed)")
     sp.add_argument("--weights", choices=["private", "public"], default="private")
     sp.add_argument("--eval-every", type=int, default=5, help="generations between dev evaluations")
     sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")
