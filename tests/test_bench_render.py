@@ -51,3 +51,13 @@ def test_secure_tuning_rows_from_two_commits_say_which_task_ran_where():
     rows = [row("sst2", m, "aaa1111") for m in ("plain", "mpc")] + [row("yelp", m, "bbb2222") for m in ("plain", "mpc")]
     assert render.render_tune_secure(rows).endswith("commits `aaa1111` (sst2), `bbb2222` (yelp).")
     assert render.render_tune_secure(rows[:2]).endswith("commit `aaa1111`.")
+
+
+def test_plaintext_runs_over_projection_seeds_say_so():
+    rows = [{"task": "sst2", "head": "anchor", "metric": "accuracy", "zero_shot_metric": z, "test_metric": t,
+             "dev_metric": 0.5, "model_calls": 30, "test_examples": 10, "rfa_seed": s, "commit": "abc1234"}
+            for s, z, t in [(0, 0.6, 0.7), (1, 0.7, 0.8)]]
+    text = render.render_tune(rows)
+    assert "| task | head | metric | projection seeds |" in text
+    assert "| sst2 | anchor | accuracy | 2 | 65.0 +- 5.0 | 75.0 +- 5.0 | 50.0 |" in text
+    assert "| splits |" in render.render_tune([dict(r, rfa_seed=None) for r in rows])
