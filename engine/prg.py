@@ -176,8 +176,8 @@ def write_pieces(raw: np.ndarray, pieces) -> None:
     is cut at segment boundaries (every segment can start on its own) into runs
     of about a quarter of total / threads bytes (at least a segment), and the
     runs of all pieces are spread over the threads at once, largest first, so a
-    draw from three streams waits on one dispatch, not three.  The bytes are the serial keystream's either way (tests
-    compare them).
+    draw from three streams waits on one dispatch, not three.  The bytes are the
+    serial keystream's either way (tests compare them).
     """
     pieces = [(st, off, n) for st, off, n in pieces if n]
     total = sum(n for _, _, n in pieces)
