@@ -152,7 +152,8 @@ def render_tune_secure(rows: list) -> str:
         pt = f"{100 * p['test_metric']:.1f}" if p else "-"
         diff = f"{100 * (r['test_metric'] - p['test_metric']):+.1f}" if p else "-"
         att = r["attention"] + (f" (M = {r['features']})" if r["attention"] == "rfa" else "")
-        if r["attention"] == "rfa" and ((r.get("feature_map") or "trig") != "trig" or r.get("rfa_layers")):
+        if r["attention"] == "rfa" and ((r.get("feature_map") or "trig") != "trig" or r.get("rfa_layers")
+                                        or r.get("centre_keys")):
             att = (f"rfa ({r.get('feature_map') or 'trig'}, M = {r['features']}, "
                    f"layers {r.get('rfa_layers') or 'all'}{', centred keys' if r.get('centre_keys') else ''})")
         paper = PAPER.get(r["task"], ("-", "-"))

@@ -59,7 +59,8 @@ def main(argv=None) -> int:
                                model=str(default_model_dir()), mode=mode, prompt_len=10, subspace_dim=100,
                                popsize=args.popsize, sigma=1.0, budget=args.budget, max_len=64, attention=kind,
                                features=args.features, feature_map=args.feature_map, rfa_layers=args.rfa_layers,
-                               centre_keys=args.centre_keys, rfa_seed=args.rfa_seed, weights=args.weights, eval_every=5, patience=0, seed=0,
+                               centre_keys=args.centre_keys, rfa_seed=args.rfa_seed, weights=args.weights,
+                               eval_every=5, patience=0, seed=0,
                                test_limit=args.test_limit, zero_shot=mode == "plain",
                                head=args.head or TASKS[name].head)
                 rfa = f"-{args.feature_map}{args.features}-l{args.rfa_layers.replace(',', '')}" \
