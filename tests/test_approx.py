@@ -213,6 +213,7 @@ def test_wrong_inputs_are_reported():
 
 
 @pytest.mark.parametrize("degree,domain", [(4, (-3.0, 3.0)), (5, (-16.0, 4.0)), (6, (0.0, 1.0)), (7, (-0.25, 4.25)), (8, (-0.0625, 4.0625)),
+                                           (9, (-1.0, 1.0)), (10, (0.0, 2.0)),
                                            (7, (-100.0, 100.0))])
 def test_split_polynomial_evaluation_against_float64(degree, domain, rng):
     """``poly.evaluate`` on random coefficients of size 1 / k!-like, over the whole domain and its
