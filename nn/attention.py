@@ -220,7 +220,7 @@ def _positive_rfa(q, k, v, key_mask, cfg: AttentionConfig):
     norm = ops.row_sq_norm(k, 0.5 / np.sqrt(dh))                                 # |k'|^2 / 2
     mask = np.ones(norm.shape) if key_mask is None else np.broadcast_to(
         np.asarray(key_mask, np.float64)[..., None, :], norm.shape)
-    uk = ops.add(ops.matmul(k, Wt), ops.scale(_repeat(norm, M), -1.0))     # [..., h, n, M]
+    uk = ops.add(ops.matmul(k, Wt), ops.scale(_repeat(norm, M), -1.0))          # [..., h, n, M]
     low = np.where(mask > 0, 0.0, -1e3)[..., None]
     mk = ops.max_last(ops.max_last(ops.add(uk, np.broadcast_to(low, uk.shape))))  # [..., h]
     shift_k = _repeat(_repeat(mk, n), M)

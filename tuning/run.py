@@ -71,6 +71,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+RFA_FIELDS = ("features", "feature_map", "rfa_layers", "centre_keys", "rfa_seed")   # RunSpec's RFA settings
+
+
+def attention_fields(spec: RunSpec) -> dict:
+    """The attention settings of a run as the fields ``spec_attention`` reads."""
+    return {"attention": spec.attention, **{k: getattr(spec, k) for k in RFA_FIELDS}}
+
+
 def spec_attention(spec) -> AttentionConfig:
     """The attention settings of a run (a ``RunSpec``, or the same fields in a dict)."""
     get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
@@ -287,11 +295,7 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
         test = test[:spec.test_limit]
     preds, gold = predictions(scores, head, tok, task, test, spec.prompt_len, spec.max_len, prompts, head_params)
     return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
-            "attention": spec.attention, "features": spec.features if spec.attention == "rfa" else None,
-            "feature_map": spec.feature_map if spec.attention == "rfa" else None,
-            "rfa_layers": spec.rfa_layers if spec.attention == "rfa" else None,
-            "centre_keys": spec.centre_keys if spec.attention == "rfa" else None,
-            "rfa_seed": spec.rfa_seed if spec.attention == "rfa" else None,
+            "attention": spec.attention, **{k: getattr(spec, k) if spec.attention == "rfa" else None for k in RFA_FIELDS},
             "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
             "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,

@@ -136,13 +136,12 @@ class RemoteSession:
         cfg = load_config(self.config_path)
         self.net = Network(CLIENT, cfg)
         links = self.net.connect()
+        from secptune.tuning.run import attention_fields
         from secptune.weights.checkpoint import read_config_json
 
         args = {"model": spec.model, "config": read_config_json(spec.model),
                 "private": spec.weights == "private", "prompt_len": spec.prompt_len,
-                "attention": spec.attention, "features": spec.features, "feature_map": spec.feature_map,
-                "rfa_layers": spec.rfa_layers, "centre_keys": spec.centre_keys,
-                "rfa_seed": spec.rfa_seed, "temperature": tune_cfg.temperature,
+                **attention_fields(spec), "temperature": tune_cfg.temperature,
                 "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist(), "head": tune_cfg.head}
         for s in (0, 1, 2):
             _send_json(links[s], {"name": "tune", "args": args})
