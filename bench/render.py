@@ -194,6 +194,22 @@ def render_deploy(rows: list) -> str:
                              f"{first['wan_model_s']:.0f} s; commit `{first.get('commit', '?')}`."])
 
 
+def render_heldout(rows: list) -> str:
+    out = ["| variant | split | held-out examples | template: dev / held-out | tuned (kept): dev / held-out | held-out, tuned - template |",
+           "|---|---|---:|---:|---:|---:|"]
+    by = {}
+    for r in rows:
+        t, k = r["template"], r["kept"]
+        by.setdefault(r["variant"], []).append((t["held_metric"], k["held_metric"]))
+        out.append(f"| {r['variant']} | {r['split']} | {r['held_out_examples']} | {100 * t['dev_metric']:.1f} / "
+                   f"{100 * t['held_metric']:.1f} | {100 * k['dev_metric']:.1f} / {100 * k['held_metric']:.1f} "
+                   f"(gen. {k['generation']}) | {100 * (k['held_metric'] - t['held_metric']):+.1f} |")
+    for v, pairs in by.items():
+        t, k = (statistics.mean(x) for x in zip(*pairs))
+        out.append(f"| **{v}**, mean | | | {100 * t:.1f} | {100 * k:.1f} | **{100 * (k - t):+.1f}** |")
+    return "\n".join(out + ["", f"Task {rows[0]['task']}, plaintext, {_commits(rows)}."])
+
+
 def render_file(path: str) -> str:
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -201,6 +217,8 @@ def render_file(path: str) -> str:
         return "(no results)"
     if "setting" in rows[0]:
         return render_deploy(rows)
+    if "held_out_examples" in rows[0]:
+        return render_heldout(rows)
     if "config" in rows[0] and "zero_shot_metric" in rows[0]:
         return render_rfa_layers(rows)
     if "kind" in rows[0]:
