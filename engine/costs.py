@@ -120,7 +120,7 @@ DECLARED = {
 def softmax_cost(n: int) -> DeclaredCost:
     """Softmax over rows of n (a power of two): per element of the input.
 
-    max: n - 1 coarse comparisons and selects per row in log2 n levels; exp per
+    max: n - 1 coarse ReLUs of differences per row in log2 n levels; exp per
     element; one reciprocal per row; one product per element.
     """
     levels = max(0, (n - 1).bit_length())
@@ -134,4 +134,4 @@ def layernorm_cost(d: int, gamma: bool = False) -> DeclaredCost:
     per_row = _TRUNC + _MUL + _TRUNC + _RSQRT
     b = _MUL + (_TRUNC if gamma else 0.0) + per_row / d
     return DeclaredCost(2 + 2 + 2 + 25 + 2 + (2 if gamma else 0), _even(b), where="approx.activations.layernorm")
-"""``max`` over n columns costs ceil(log2 n) levels of lt + select per row."""
+"""``max`` over n columns costs ceil(log2 n) levels of a ReLU (comparison and product) per row."""

@@ -105,8 +105,8 @@ def softmax(ctx, x: np.ndarray, f: int, mask: np.ndarray | None = None, tag: str
     ``mask``: public 0/1 array broadcastable to x; masked entries get
     probability 0 (their exponentials are multiplied by 0, so no large
     negative constant enters the arithmetic).  Every row needs one unmasked
-    entry.  Cost: max (6 rounds per halving of the row: a coarse comparison
-    and a select) + exp (18) + reciprocal of the row sums (25) + product (2).
+    entry.  Cost: max (6 rounds per halving of the row: a coarse ReLU of the
+    difference) + exp (18) + reciprocal of the row sums (25) + product (2).
     """
     width, shift = coarse_cmp(f)
     m = max_(ctx, x, axis=-1, tag=f"{tag}/max", width=width, shift=shift)

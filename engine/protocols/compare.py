@@ -74,10 +74,12 @@ def abs_(ctx, x: np.ndarray, tag: str = "abs") -> np.ndarray:
 def max_(ctx, x: np.ndarray, axis: int, tag: str = "max", width: int = 64, shift: int = 0) -> np.ndarray:
     """Maximum along ``axis`` (of the shared shape) by a pairwise tree.
 
-    ceil(log2 n) levels, each one comparison and one select: 8 rounds a level
-    (width 32: 7; 16: 6).  With a coarse comparison (``shift``) each level may
-    keep a value up to 2^shift ring units below the larger one, so the result
-    is within ceil(log2 n) 2^shift of the maximum (and is one of the inputs).
+    ceil(log2 n) levels, each max(a, b) = b + relu(a - b): one comparison and
+    one product, 8 rounds a level (width 32: 7; 16: 6); the difference is
+    formed once, contiguous, from the strided halves.  With a coarse
+    comparison (``shift``) each level may keep b up to 2^shift ring units
+    below a, so the result is within ceil(log2 n) 2^shift of the maximum
+    (and is one of the inputs).
     """
     axis = axis % (x.ndim - 1)
     cur = np.moveaxis(x, axis + 1, -1)
@@ -85,8 +87,7 @@ def max_(ctx, x: np.ndarray, axis: int, tag: str = "max", width: int = 64, shift
         n = cur.shape[-1]
         half = n // 2
         a, b = cur[..., 0:2 * half:2], cur[..., 1:2 * half:2]
-        c = lt(ctx, b, a, tag, width, shift)        # 1 where a > b
-        m = select(ctx, c, a, b, tag)
+        m = b + relu(ctx, a - b, tag, width, shift)
         if n % 2:
             m = np.concatenate([m, cur[..., -1:]], axis=-1)
         cur = m
