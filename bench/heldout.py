@@ -1,6 +1,6 @@
 """Does forward-only tuning beat the untuned template on examples it has never seen?
 
-    python -m bench.heldout [--data DIR] [--task rte] [--variants base,slope,...] [--out FILE]
+    python -m bench.heldout [--data DIR] [--tasks rte] [--variants base,slope,...] [--out FILE]
 
 An exploratory check for target (b) that never reads the test set: for each
 few-shot split S, the held-out examples are the other two splits' train and
@@ -162,40 +162,47 @@ def run_split(task, data, split, budget, model) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.heldout")
     p.add_argument("--data", default=os.environ.get("SECPTUNE_DATA", "../shared/data"))
-    p.add_argument("--task", default="rte", choices=sorted(TASKS))
+    p.add_argument("--tasks", default="rte", help="comma-separated task names")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--budget", type=int, default=200)
     p.add_argument("--out", default="bench/results/heldout.jsonl")
     args = p.parse_args(argv)
-    task = TASKS[args.task]
+    tasks = args.tasks.split(",")
     variants = args.variants.split(",")
-    for v in variants:
-        if v not in VARIANTS:
-            p.error(f"--variants: unknown variant {v!r} (choose from {', '.join(VARIANTS)})")
-        if v != "base" and task.head != "pair":
-            p.error(f"--variants {v}: only for pair-head tasks (mrpc, rte)")
+    for name in tasks:
+        if name not in TASKS:
+            p.error(f"--tasks: unknown task {name!r} (choose from {', '.join(TASKS)})")
+        for v in variants:
+            if v not in VARIANTS:
+                p.error(f"--variants: unknown variant {v!r} (choose from {', '.join(VARIANTS)})")
+            if v != "base" and TASKS[name].head != "pair":
+                p.error(f"--variants {v}: only for pair-head tasks (mrpc, rte), not {name}")
     mdir = default_model_dir()
     cfg, params = load_checkpoint(mdir)
     tok = load_tokenizer(mdir)
-    model = (cfg, params, tok, anchor_embeddings(tok, cfg, params, task))
     data = str(Path(args.data).resolve())
     rows, commit = [], git_commit()
     saved = (L.ClientHead.__dict__["of"], L.E.mean_pool, L.E.add_prompt)
-    for v in variants:
-        _apply_variant(v, task)
-        for split in SPLITS:
-            r = {"task": args.task, "variant": v, **run_split(task, data, split, args.budget, model), "commit": commit}
-            rows.append(r)
-            write_jsonl(rows, args.out)
-            k = r["kept"]
-            print(f"{v:8s} {split}: held-out template {r['template']['held_metric']:.3f} tuned {k['held_metric']:.3f} "
-                  f"(dev {r['template']['dev_metric']:.3f} -> {k['dev_metric']:.3f}, gen {k['generation']})", flush=True)
-        L.ClientHead.of, L.E.mean_pool, L.E.add_prompt = saved
-    for v in variants:
-        r = [x for x in rows if x["variant"] == v]
-        zs = np.mean([x["template"]["held_metric"] for x in r])
-        tu = np.mean([x["kept"]["held_metric"] for x in r])
-        print(f"{v}: held-out template {100 * zs:.1f}, tuned {100 * tu:.1f} ({100 * (tu - zs):+.1f})")
+    for name in tasks:
+        task = TASKS[name]
+        model = (cfg, params, tok, anchor_embeddings(tok, cfg, params, task))
+        for v in variants:
+            _apply_variant(v, task)
+            for split in SPLITS:
+                r = {"task": name, "variant": v, **run_split(task, data, split, args.budget, model), "commit": commit}
+                rows.append(r)
+                write_jsonl(rows, args.out)
+                k = r["kept"]
+                print(f"{name} {v:8s} {split}: held-out template {r['template']['held_metric']:.3f} tuned "
+                      f"{k['held_metric']:.3f} (dev {r['template']['dev_metric']:.3f} -> {k['dev_metric']:.3f}, "
+                      f"gen {k['generation']})", flush=True)
+            L.ClientHead.of, L.E.mean_pool, L.E.add_prompt = saved
+    for name in tasks:
+        for v in variants:
+            r = [x for x in rows if x["variant"] == v and x["task"] == name]
+            zs = np.mean([x["template"]["held_metric"] for x in r])
+            tu = np.mean([x["kept"]["held_metric"] for x in r])
+            print(f"{name} {v}: held-out template {100 * zs:.1f}, tuned {100 * tu:.1f} ({100 * (tu - zs):+.1f})")
     return 0
 
 
