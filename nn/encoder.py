@@ -125,18 +125,36 @@ def mlm_logits(head, h_mask, word_ids, eps: float):
     return linear(t, head.decoder_w[:, word_ids], head.decoder_b[word_ids])
 
 
-def share_weights(ctx, p, private: bool = True):
+def restrict_mlm(head, word_ids):
+    """The masked-LM head with the decoder cut to the columns of ``word_ids`` (in that
+    order), which is all a verbalizer reads: [hidden, C] instead of [hidden, vocab]."""
+    from dataclasses import replace
+
+    ids = np.asarray(word_ids, np.int64)
+    return replace(head, decoder_w=np.ascontiguousarray(np.asarray(head.decoder_w)[:, ids]),
+                   decoder_b=np.asarray(head.decoder_b)[ids])
+
+
+def share_weights(ctx, p, private: bool = True, word_ids=None):
     """The encoder's layer weights on the servers: secret-shared by the model owner
     (``private``, the default setting) or public float arrays.  Embedding tables
     stay with whoever embeds (the client holds a copy in the default setting).
+    ``word_ids`` (public: a task's label words): the masked-LM head goes too,
+    cut to those decoder columns (``restrict_mlm``), shared or public like the rest.
 
     Before sharing, the model owner checks that every layer's GELU inputs stay
     within the coarse GELU's domain (``gelu_input_bound``), since the servers,
-    who cannot check it, use that variant on secret-shared weights."""
-    if not private:
-        return p
+    who cannot check it, use that variant on secret-shared weights (the head's
+    GELU is the whole-line one)."""
     from dataclasses import fields, replace
 
+    head = None
+    if word_ids is not None:
+        if p.mlm is None:
+            raise ValueError("the masked-LM head was asked for, but this checkpoint has none")
+        head = restrict_mlm(p.mlm, word_ids)
+    if not private:
+        return p if head is None else replace(p, mlm=head)
     from secptune.engine import SharedTensor, approx
 
     for i, lp in enumerate(p.layers):
@@ -152,7 +170,9 @@ def share_weights(ctx, p, private: bool = True):
         type(lp)(**{f.name: share(f"layer{i}.{f.name}", getattr(lp, f.name)) for f in fields(lp)})
         for i, lp in enumerate(p.layers)
     ]
-    return replace(p, layers=layers)
+    if head is not None:
+        head = type(head)(**{f.name: share(f"mlm.{f.name}", getattr(head, f.name)) for f in fields(head)})
+    return replace(p, layers=layers, mlm=head)
 
 
 def share_embeddings(ctx, p):

@@ -68,7 +68,7 @@ def test_pair_tasks_and_their_checks(tmp_path):
     with pytest.raises(ValueError, match="two text columns"):
         Task("t", "<P> {text} <mask>", ("a", "b"), ("A", "B"), head="pair")
     with pytest.raises(ValueError, match="head must be"):
-        Task("t", "<P> {text} <mask>", ("a", "b"), ("A", "B"), head="mlm")
+        Task("t", "<P> {text} <mask>", ("a", "b"), ("A", "B"), head="cosine")
     path = tmp_path / "nli.json"
     path.write_text(json.dumps({"name": "nli", "template": "<P> {s1} ? <mask> , {s2}", "label_words": ["yes", "no"],
                                 "anchors": ["Yes.", "No."], "text_columns": [["premise"], ["hypothesis"]],

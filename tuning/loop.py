@@ -45,7 +45,7 @@ class TuneConfig:
     private_weights: bool = True
     engine_seed: int | None = None
     max_tokens: int = 2048          # per secure forward pass; bounds memory (about 10 GB at 2048)
-    head: Literal["anchor", "pair"] = "anchor"     # embedding head (see ``nn.heads``)
+    head: Literal["anchor", "pair", "mlm"] = "anchor"     # scoring head (``tasks.HEADS``)
     pair_class: int = 0             # pair head: the class that high similarity means
 
     def __post_init__(self):
@@ -88,7 +88,7 @@ class ClientHead:
     """The client's side of the head: from the opened scores of one prompt [E, K] to
     class scores [E, C].
 
-    anchor: the opened scores are the class scores.  pair: the opened score is
+    anchor, mlm: the opened scores are the class scores.  pair: the opened score is
     T cos(sentence 1, sentence 2); the class ``pair_class`` gets s - b and the
     other 0, with the threshold b fitted to the prompt's own training scores
     (the maximum-likelihood bias of a logistic model with slope 1; the loss is
@@ -103,8 +103,8 @@ class ClientHead:
         return cls(tune_cfg.head, tune_cfg.pair_class)
 
     def fit(self, raw: np.ndarray, labels: np.ndarray) -> float | None:
-        """The head's parameter from one prompt's training scores [E, K] (anchor: None)."""
-        if self.kind == "anchor":
+        """The head's parameter from one prompt's training scores [E, K] (anchor, mlm: None)."""
+        if self.kind != "pair":
             return None
         s = np.asarray(raw, np.float64)[:, 0]
         y = (np.asarray(labels) == self.pair_class).astype(np.float64)
@@ -122,7 +122,7 @@ class ClientHead:
     def logits(self, raw: np.ndarray, param: float | None) -> np.ndarray:
         """Class scores [..., C] from opened scores [..., K] and the fitted parameter."""
         raw = np.asarray(raw, np.float64)
-        if self.kind == "anchor":
+        if self.kind != "pair":
             return raw
         out = np.zeros(raw.shape[:-1] + (2,))
         out[..., self.pair_class] = raw[..., 0] - param
@@ -150,9 +150,18 @@ class Scorer:
         self.announce = announce
         if announce is not None and tune.mode == "mpc":
             self.index = announce({"op": "scorer", "shape": list(np.shape(ids)), "mask": self.mask.tolist()})
-        self.anchors = anchors
+        self.anchors = anchors          # anchor head: anchor embeddings; mlm: a ``prepare.Verbalizer``
         if tune.head == "pair" and np.shape(ids)[0] % 2:
             raise ValueError(f"pair head: the input rows come in pairs, got {np.shape(ids)[0]} rows")
+        word_ids = None
+        if tune.head == "mlm":
+            if params.mlm is None:
+                raise ValueError("the masked-LM head needs a checkpoint with one; this model has none "
+                                 "(a sentence-embedding model: use the anchor or pair head)")
+            self.mask_pos = mask_positions(ids, self.mask, anchors.mask_id)
+            word_ids = anchors.word_ids
+            if tune.mode == "plain":
+                self.mlm = E.restrict_mlm(params.mlm, word_ids)
         self.x = E.embed(params, cfg_model, ids)                        # client side
         if tune.mode == "plain":
             self.x = self.x.astype(np.float32)                          # the plaintext reference runs in float32
@@ -161,7 +170,8 @@ class Scorer:
         if tune.mode == "mpc":
             self.ctx = ctx or Context(EngineConfig(seed=tune.engine_seed))
             self.weights = weights if weights is not None else E.share_weights(
-                self.ctx, params, private=tune.private_weights)
+                self.ctx, params, private=tune.private_weights, word_ids=word_ids)
+            self.mlm = self.weights.mlm if tune.head == "mlm" else None
             self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
 
     def passes(self, P: int):
@@ -184,10 +194,19 @@ class Scorer:
             yield rows[lo:hi], int(width)
             lo = hi
 
+    def _reduce(self, h, rows, width: int):
+        """One vector per row from the last hidden states [rows, width, hidden] of the
+        examples ``rows``: the hidden state at the mask token (mlm) or the mean pool."""
+        if self.tune.head == "mlm":
+            return h[np.arange(len(rows)), self.mask_pos[rows]]
+        return E.mean_pool(h, self.mask[rows, :width])
+
     def _head(self, pooled):
-        """Opened-score rows from pooled embeddings [P R, hidden] (floats or shares)."""
+        """Opened-score rows from the reduced vectors [P R, hidden] (floats or shares)."""
         if self.tune.head == "pair":
             return pair_scores(pooled[0::2], pooled[1::2], self.tune.temperature)
+        if self.tune.head == "mlm":
+            return E.mlm_logits(self.mlm, pooled, np.arange(self.mlm.decoder_b.shape[-1]), self.cfg.layer_norm_eps)
         return anchor_scores(pooled, self.anchors, self.tune.temperature)
 
     def __call__(self, prompts: np.ndarray, tag: str = "scores") -> np.ndarray:
@@ -199,7 +218,8 @@ class Scorer:
         att = self.tune.attention
         if self.tune.mode == "plain":
             h = E.encode(self.params, E.add_prompt(self.x, prompts.astype(np.float32)), mask, self.cfg, att)
-            return self._head(E.mean_pool(h, mask)).reshape(P, n_ex, -1)
+            rows = np.tile(np.arange(n_rows), P)
+            return self._head(self._reduce(h, rows, h.shape[1])).reshape(P, n_ex, -1)
         L = prompts.shape[1]
         if self.announce is not None:
             self.announce({"op": "score", "scorer": self.index, "shape": list(prompts.shape), "tag": tag})
@@ -211,13 +231,23 @@ class Scorer:
             x = self.x_shared[ex, :width]          # the prompt goes on the L placeholders after [CLS]
             x = SharedTensor.concat([x[:, :1], x[:, 1:1 + L] + shared_prompts[cand], x[:, 1 + L:]], axis=1)
             h = E.encode(self.weights, x, self.mask[ex, :width], self.cfg, att)
-            parts.append(E.mean_pool(h, self.mask[ex, :width]))
+            parts.append(self._reduce(h, ex, width))
             order.append(rows)
             if self.on_pass:
                 self.on_pass(k + 1, len(passes))
         pooled = parts[0] if len(parts) == 1 else SharedTensor.concat(parts, axis=0)
         pooled = pooled[np.argsort(np.concatenate(order))]  # back to candidate-major rows (p, r)
         return self._head(pooled).reveal(tag, to=CLIENT).reshape(P, n_ex, -1)
+
+
+def mask_positions(ids: np.ndarray, key_mask: np.ndarray, mask_id: int) -> np.ndarray:
+    """The position of the one mask token in each row of ids (an error names a row without one)."""
+    hits = (np.asarray(ids) == mask_id) & (np.asarray(key_mask) > 0)
+    counts = hits.sum(1)
+    bad = np.flatnonzero(counts != 1)
+    if bad.size:
+        raise ValueError(f"masked-LM head: row {int(bad[0])} has {int(counts[bad[0]])} mask tokens, expected one")
+    return np.argmax(hits, axis=1)
 
 
 @dataclass

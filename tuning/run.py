@@ -29,7 +29,7 @@ from secptune.weights.checkpoint import load_checkpoint
 
 from .loop import ClientHead, Projection, Scorer, TuneConfig, generation_step, new_strategy
 from .metrics import score
-from .prepare import anchor_embeddings, encode_examples, load_tokenizer
+from .prepare import anchor_embeddings, encode_examples, load_tokenizer, verbalizer
 from .tasks import TASKS, Task
 
 
@@ -127,11 +127,14 @@ def _log(out: Path, record: dict) -> None:
 
 
 def _load_model(spec: RunSpec, task: Task) -> tuple:
-    """(config, params, tokenizer, anchor embeddings) of the run's model; the anchors
-    are the model owner's published embeddings of the task's anchor texts."""
+    """(config, params, tokenizer, the head's public data) of the run's model: for the
+    anchor and pair heads the model owner's published embeddings of the task's anchor
+    texts, for the masked-LM head the label words' token ids (``prepare.verbalizer``)."""
     mdir = Path(spec.model)
-    cfg, params = load_checkpoint(mdir)
+    cfg, params = load_checkpoint(mdir, with_mlm=True if spec.head == "mlm" else None)
     tok = load_tokenizer(mdir)
+    if spec.head == "mlm":
+        return cfg, params, tok, verbalizer(tok, task)
     return cfg, params, tok, anchor_embeddings(tok, cfg, params, task)
 
 

@@ -27,8 +27,10 @@ BUILTIN = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 
 
-HEADS = ("anchor", "pair")
-"""The embedding heads (``nn.heads``): anchor texts per class, or the sentence-pair cosine."""
+HEADS = ("anchor", "pair", "mlm")
+"""The scoring heads: anchor texts per class or the sentence-pair cosine (``nn.heads``, for
+sentence-embedding models like MiniLM), or the masked-LM logits of the label words at the
+template's <mask> (``encoder.mlm_logits``, for checkpoints with a masked-LM head)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Task:
     test_file: str = "test.tsv"
     test_columns: Columns | None = None    # when the test file is laid out differently
     builtin: str = ""                      # file in tuning/builtin with data for this task, if any
-    head: Literal["anchor", "pair"] = "anchor"   # the embedding head this task uses by default
+    head: Literal["anchor", "pair", "mlm"] = "anchor"   # the head this task uses by default
     pair_template: str = "<P> . {text}"    # pair head: one sentence after the prompt
     pair_class: int = 0                    # pair head: the class that high similarity means
 
@@ -63,6 +65,8 @@ class Task:
             raise ValueError(f"task {self.name}: head must be one of {HEADS}, got {self.head!r}")
         if self.head == "pair":
             self.check_pair()
+        if self.head == "mlm":
+            self.check_mlm()
 
     def check_pair(self) -> None:
         """The pair head needs two classes, two texts per example and a one-sentence template."""
@@ -73,6 +77,12 @@ class Task:
             raise ValueError(f"task {self.name}: the pair head needs two text columns per example")
         if "<P>" not in self.pair_template or "{text}" not in self.pair_template:
             raise ValueError(f"task {self.name}: pair_template needs <P> and {{text}}, got {self.pair_template!r}")
+
+    def check_mlm(self) -> None:
+        """The masked-LM head needs one <mask> in the template (its logits there score the label words)."""
+        if self.template.count("<mask>") != 1:
+            raise ValueError(f"task {self.name}: the masked-LM head needs exactly one <mask> in the template, "
+                             f"got {self.template!r}")
 
     def fill(self, texts: tuple) -> str:
         """The template with the example's texts (the <P> and <mask> markers stay)."""
@@ -149,7 +159,7 @@ TASKS = {
 def load_task(path) -> Task:
     """A user-defined task from JSON: name, template, label_words, anchors, metric,
     text_columns (list of lists of accepted names), label_column (list), label_map;
-    optionally head ("anchor" or "pair"), pair_template, pair_class."""
+    optionally head ("anchor", "pair" or "mlm"), pair_template, pair_class."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

@@ -257,8 +257,10 @@ def main(argv=None) -> int:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
     sp.add_argument("--head", choices=HEADS,
-                    help="embedding head: anchor (similarity to one anchor text per class) or pair (cosine of "
-                    "the two sentences, threshold fitted on the training examples; two-sentence tasks); "
+                    help="scoring head: anchor (similarity to one anchor text per class) or pair (cosine of "
+                    "the two sentences, threshold fitted on the training examples; two-sentence tasks), "
+                    "for sentence-embedding models; mlm (the label words' logits at the template's mask, "
+                    "Black-Box Tuning's head) for checkpoints with a masked-LM head, in this process only; "
                     "default: the task's (pair for mrpc and rte, anchor otherwise)")
     sp.add_argument("--no-zero-shot", action="store_true",
                     help="do not score the untuned template on the test set (saves a second test pass)")
