@@ -147,3 +147,12 @@ def test_tune_run_with_the_mlm_head(model_dir, tmp_path):
     assert m["head"] == "mlm" and m["mode"] == "mpc" and m["generations"] == 2
     assert 0.0 <= m["test_metric"] <= 1.0 and 0.0 <= m["zero_shot_metric"] <= 1.0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["head"] == "mlm"
+
+
+def test_cli_names_the_checkpoint_without_a_masked_lm_head(tmp_path, capsys):
+    from secptune.cli import main
+
+    assert main(["tune", "--task", "sst2", "--data", "builtin", "--head", "mlm", "--mode", "plain",
+                 "--budget", "10", "--popsize", "5", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors: no masked-LM head" in err

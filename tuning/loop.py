@@ -171,7 +171,11 @@ class Scorer:
             self.ctx = ctx or Context(EngineConfig(seed=tune.engine_seed))
             self.weights = weights if weights is not None else E.share_weights(
                 self.ctx, params, private=tune.private_weights, word_ids=word_ids)
-            self.mlm = self.weights.mlm if tune.head == "mlm" else None
+            if tune.head == "mlm":
+                self.mlm = self.weights.mlm
+                if self.mlm is None or self.mlm.decoder_b.shape[-1] != len(word_ids):
+                    raise ValueError("masked-LM head: the weights given carry no head cut to the label words "
+                                     "(share them with share_weights(..., word_ids=...))")
             self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
 
     def passes(self, P: int):

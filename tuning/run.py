@@ -134,7 +134,10 @@ def _load_model(spec: RunSpec, task: Task) -> tuple:
     cfg, params = load_checkpoint(mdir, with_mlm=True if spec.head == "mlm" else None)
     tok = load_tokenizer(mdir)
     if spec.head == "mlm":
-        return cfg, params, tok, verbalizer(tok, task)
+        try:
+            return cfg, params, tok, verbalizer(tok, task)
+        except ValueError as e:
+            raise RunError(f"{mdir}: {e}") from None
     return cfg, params, tok, anchor_embeddings(tok, cfg, params, task)
 
 

@@ -83,9 +83,11 @@ def _tune(args) -> int:
     from secptune.engine.party import LinkError
     from secptune.engine.transport import ConfigError
 
+    from secptune.weights.checkpoint import CheckpointError
+
     try:
         metrics = tune_run(spec, out, remote=remote)
-    except (RunError, DataError, LinkError, ConfigError) as e:
+    except (RunError, DataError, LinkError, ConfigError, CheckpointError) as e:
         print(f"secptune tune: {e}", file=sys.stderr)
         if isinstance(e, LinkError):
             print(f"secptune tune: finished generations are kept in {out}; restart the servers and rerun "
@@ -106,6 +108,8 @@ def _eval(args) -> int:
     from secptune.engine.party import LinkError
     from secptune.engine.transport import ConfigError
 
+    from secptune.weights.checkpoint import CheckpointError
+
     remote = None
     if args.parties:
         from secptune.deploy import RemoteSession
@@ -114,7 +118,7 @@ def _eval(args) -> int:
     try:
         m = eval_run(Path(args.run), mode=args.mode or ("mpc" if remote else None), test_file=args.file,
                      test_limit=args.test_limit, remote=remote)
-    except (RunError, DataError, LinkError, ConfigError) as e:
+    except (RunError, DataError, LinkError, ConfigError, CheckpointError) as e:
         print(f"secptune eval: {e}", file=sys.stderr)
         return 2
     print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test_metric']:.4f}{_zero_shot(m)} "

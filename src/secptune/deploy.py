@@ -134,7 +134,9 @@ class RemoteSession:
     def start(self, spec, tune_cfg, anchors):
         """(ctx, weights, announce) for a run's settings; anchors are public."""
         if tune_cfg.head == "mlm":
-            raise ValueError("--head mlm runs in this process only for now (--parties: the servers' job "
+            from secptune.tuning.run import RunError
+
+            raise RunError("--head mlm runs in this process only for now (--parties: the servers' job "
                              "does not carry the masked-LM head and the mask positions yet)")
         cfg = load_config(self.config_path)
         self.net = Network(CLIENT, cfg)
