@@ -88,12 +88,17 @@ def test_mask_positions_name_a_row_without_a_mask():
         mask_positions(ids, np.ones((2, 4)), 4)
 
 
-def test_plain_scores_are_the_label_word_logits_at_the_mask(model_dir):
+def _sst2_inputs(model_dir):
+    """(config, params, verbalizer, ids, key mask) of EXAMPLES on the sst2 template, prompt length 4."""
     cfg, p = load_checkpoint(model_dir)
     tok = load_tokenizer(model_dir)
-    task = TASKS["sst2"]
-    v = verbalizer(tok, task)
-    ids, mask, _ = encode_examples(tok, task, EXAMPLES, prompt_len=4, max_len=32, head="mlm")
+    v = verbalizer(tok, TASKS["sst2"])
+    ids, mask, _ = encode_examples(tok, TASKS["sst2"], EXAMPLES, prompt_len=4, max_len=32, head="mlm")
+    return cfg, p, v, ids, mask
+
+
+def test_plain_scores_are_the_label_word_logits_at_the_mask(model_dir):
+    cfg, p, v, ids, mask = _sst2_inputs(model_dir)
     tc = TuneConfig(prompt_len=4, subspace_dim=8, popsize=2, budget=4, head="mlm")
     prompts = np.random.default_rng(0).normal(size=(2, 4, cfg.hidden)) * 0.1
     got = Scorer(cfg, p, ids, mask, v, tc)(prompts)
@@ -106,11 +111,7 @@ def test_plain_scores_are_the_label_word_logits_at_the_mask(model_dir):
 
 @pytest.mark.parametrize("private", [False, True])
 def test_secure_mlm_scores_match_plain_and_only_they_are_opened(model_dir, private):
-    cfg, p = load_checkpoint(model_dir)
-    tok = load_tokenizer(model_dir)
-    task = TASKS["sst2"]
-    v = verbalizer(tok, task)
-    ids, mask, _ = encode_examples(tok, task, EXAMPLES, prompt_len=4, max_len=32, head="mlm")
+    cfg, p, v, ids, mask = _sst2_inputs(model_dir)
     kw = dict(prompt_len=4, subspace_dim=8, popsize=3, budget=12, head="mlm")
     plain = Scorer(cfg, p, ids, mask, v, TuneConfig(mode="plain", **kw))
     secure = Scorer(cfg, p, ids, mask, v, TuneConfig(mode="mpc", private_weights=private, engine_seed=5,
