@@ -100,12 +100,11 @@ def _fit_texts(tok, task, texts: tuple, mask_tok: str, room: int) -> list:
     for _ in range(64):
         if len(body) <= room:
             return body
-        lengths = [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
-        j = int(np.argmax(lengths))
-        if lengths[j] == 0:
+        pieces = [tok.encode(t, add_special_tokens=False).ids for t in texts]
+        j = int(np.argmax([len(ids) for ids in pieces]))
+        if not pieces[j]:
             break
-        keep = max(0, lengths[j] - (len(body) - room))
-        texts[j] = tok.decode(tok.encode(texts[j], add_special_tokens=False).ids[:keep])
+        texts[j] = tok.decode(pieces[j][:max(0, len(pieces[j]) - (len(body) - room))])
         body = _template_ids(tok, task, tuple(texts), mask_tok)
     raise ValueError(f"task {task.name}: the template alone takes {len(body)} tokens, more than the "
                      f"{room} that max_len leaves after the prompt")
