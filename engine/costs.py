@@ -58,18 +58,19 @@ _RELU32 = _MSB32 + 8
 _RELU16 = _MSB16 + 8
 # highest set bit of a value below 2^32: 32-bit adder (first round rotated: 4 B
 # to two servers from role 0, 4 B from each other role; four levels of two
-# 32-bit ANDs, one of one), five prefix-OR levels of one 32-bit AND, and five
-# bits to arithmetic.
-_HBIT = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4 + 5 * _B2A
+# 32-bit ANDs, one of one), five prefix-OR levels of one 32-bit AND, and the
+# position's bits to arithmetic (all five, or four).
+_HBIT_BOOL = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4
+_HBIT = _HBIT_BOOL + 5 * _B2A
 # exp: clamp (coarse ReLU), polynomial u^2 | u^3 | u^3 H + L (three products), three squarings
 _EXP = _RELU16 + 3 * _MUL + 3 * _MUL
 _EXP_ROUNDS = 6 + 6 + 6
 # reciprocal: position, integer products (3, 1, 1), the mantissa (one fused product),
 # polynomial (three products), final rescaling product
 _RECIP = _HBIT + 5 * _INT_MUL + _MUL + 3 * _MUL + _MUL
-# rsqrt: position, integer products (5, 2, 1), the mantissa, polynomial (three
+# rsqrt: position (bits 1-4), integer products (2, 1, 1), the mantissa, polynomial (four
 # products), final rescaling product
-_RSQRT = _HBIT + 8 * _INT_MUL + _MUL + 3 * _MUL + _MUL
+_RSQRT = _HBIT_BOOL + 4 * _B2A + 4 * _INT_MUL + _MUL + 4 * _MUL + _MUL
 # comparison-free GELU: t = x^2 / 8 - 1, polynomial in t (four products)
 _GELU_POLY = _MUL + 4 * _MUL
 # GELU: two comparisons batched (MSB of 2 values), two bits to arithmetic, the

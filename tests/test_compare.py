@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from secptune.engine import Context, EngineConfig, SharedTensor
-from secptune.engine.protocols.boolean import a2b, bit_to_arith, msb_bool
+from secptune.engine.protocols.boolean import a2b, bit_to_arith, highest_bit_position, msb_bool
 
 CTX = Context(EngineConfig(seed=31))
 FX = CTX.fixed
@@ -85,6 +85,21 @@ def test_a2b_decomposes_every_bit_and_b2a_inverts_a_bit(v):
     bit = (b & np.uint64(1)).astype(np.uint8)
     arith = bit_to_arith(CTX, bit)
     assert np.array_equal(arith.sum(axis=0, dtype=np.uint64), ring & np.uint64(1))
+
+
+def test_highest_bit_position_every_bit_and_a_chosen_few(rng):
+    """Every position 0..31 with its neighbours (2^j - 1, 2^j, 2^j + 1) and random
+    values; all five bits, then bits 1-4 alone (what rsqrt converts)."""
+    edge = [v for j in range(32) for v in (2**j - 1, 2**j, 2**j + 1) if 1 <= v < 2**32]
+    ring = np.array(edge + list(rng.integers(1, 2**32, size=200)), dtype=np.uint64)
+    x = SharedTensor.from_client(CTX, ring.view(np.int64), fmt=None)
+    want = np.floor(np.log2(ring.astype(np.float64))).astype(np.uint64)
+    got = highest_bit_position(CTX, x.shares).sum(axis=1, dtype=np.uint64)   # [5, n]
+    assert np.array_equal(got, (want[None] >> np.arange(5, dtype=np.uint64)[:, None]) & np.uint64(1))
+    some = highest_bit_position(CTX, x.shares, bits=(1, 2, 3, 4)).sum(axis=1, dtype=np.uint64)
+    assert np.array_equal(some, got[1:])
+    with pytest.raises(ValueError, match="position bits must be in 0..4"):
+        highest_bit_position(CTX, x.shares, bits=(5,))
 
 
 @given(st.integers(0, 2**32 - 1), st.sampled_from([(16, 0), (16, 5), (16, 16), (32, 0), (32, 20), (16, 48)]))

@@ -106,11 +106,12 @@ def _factor_products(ctx, pos: np.ndarray, x: np.ndarray, pairs: list, tag: str)
             [right[:, j * n:(j + 1) * n] for j in range(len(pairs))])
 
 
-def _position_bits(ctx, x: np.ndarray, tag: str) -> np.ndarray:
-    """For x in [1, 2^32) ring units: arithmetic shares [5, 3, n] of the bits of the position
-    J of x's highest set bit; K = 31 - J (bits K_b = 1 - J_b) makes x 2^K in [2^31, 2^32).
+def _position_bits(ctx, x: np.ndarray, tag: str, bits=None) -> np.ndarray:
+    """For x in [1, 2^32) ring units: arithmetic shares [len(bits), 3, n] of bits ``bits``
+    (default all five) of the position J of x's highest set bit; K = 31 - J (bits
+    K_b = 1 - J_b) makes x 2^K in [2^31, 2^32).
     Cost: 6 + 5 + 1 rounds (``highest_bit_position``)."""
-    return highest_bit_position(ctx, x, NORM_BITS, f"{tag}/norm")
+    return highest_bit_position(ctx, x, NORM_BITS, f"{tag}/norm", bits)
 
 
 def _mantissa(ctx, d: np.ndarray, c: np.ndarray, f: int, tag: str) -> np.ndarray:
@@ -162,33 +163,32 @@ RECIPROCAL_EXTRA_BITS = 12
 def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     """1/sqrt(x) for x in [2^-f, 2^(32-f)) real, positive inputs.
 
-    Same normalisation as ``reciprocal`` (t = 4 m - 3 for the mantissa m), and
-    with it G = 2^(K >> 1) = g1 g2 g3 g4, g_b = 1 + K_b (2^(2^(b-1)) - 1)
-    (g1 g2 and g3 g4 in the first round of integer products, G in the
-    second), times s = sqrt(2)^(K mod 2) (linear in K_0; sqrt(2) more when f
-    is odd) in a third.  m^-1/2 as a degree-6 polynomial in t (relative error
-    5.1e-6, ``fit.py``; ``poly.evaluate``: three products); then
-    1/sqrt(x) = m^-1/2 G s 2^(f/2 - 16).
+    Normalise by an even power of two: with K = 31 - J as in ``reciprocal``,
+    G = 2^(K >> 1) = g1 g2 g3 g4, g_b = 1 + K_b (2^(2^(b-1)) - 1), from the
+    position's bits 1-4 only (bit 0 is not converted), makes x G^2 =
+    m 2^32 with m in [0.25, 1).  g1 g2 and g3 g4 (one round of integer
+    products), G (one), x G (one), then s = 8 m - 5 in [-3, 3) from x G
+    times G in one fused product and truncation.  m^-1/2 as a degree-8
+    polynomial in s (relative error 6.6e-5, ``fit.py``; ``poly.evaluate``:
+    four products), carrying 16 - f // 2 more fractional bits, and
+    1/sqrt(x) = m^-1/2 G 2^(f/2 - 16) by one product (sqrt 2 in the
+    polynomial's coefficients when f is odd).
     Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds.
     """
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
-    pos = _position_bits(ctx, xs, tag)
-    w = [2**(2**b) for b in range(5)]
-    v = [0] + [2**(2**(b - 1)) for b in range(1, 5)]
-    (a, b, d, g12, g34), _ = _factor_products(
-        ctx, pos, xs, [((0, w[0]), (1, w[1])), ((2, w[2]), (3, w[3])), (None, (4, w[4])),
-                       ((1, v[1]), (2, v[2])), ((3, v[3]), (4, v[4]))], f"{tag}/scale1")
-    c, G = mul_many(ctx, [(a, b), (g12, g34)], None, f"{tag}/scale2")
-    # sqrt(2)^(K mod 2) = base + K_0 step (K_0 = 1 - pos_0), with sqrt(2) more when f is odd, at scale f
-    root2 = math.sqrt(2.0)
-    base, step = (1.0, root2 - 1.0) if f % 2 == 0 else (root2, 2.0 - root2)
-    base_i, step_i = round(base * 2**f), round(step * 2**f)
-    s2 = share_public(np.full(xs.shape[1:], const(base_i + step_i), np.uint64)) - pos[0] * const(step_i)
-    Gs = mul_ss(ctx, G, s2, f"{tag}/scale3")
-    t = _mantissa(ctx, d, c, f, tag)
-    r = evaluate(ctx, t, coeffs.RSQRT_POLY, f, (-1.0, 1.0), tag)
-    out = mul_trunc(ctx, r, Gs, f + 16 - f // 2, f"{tag}/rescale")
+    pos = _position_bits(ctx, xs, tag, bits=(1, 2, 3, 4))             # J_1 .. J_4
+    v = [2**(2**(b - 1)) for b in range(1, 5)]
+    (g12, g34), _ = _factor_products(ctx, pos, xs, [((0, v[0]), (1, v[1])), ((2, v[2]), (3, v[3]))],
+                                     f"{tag}/scale1")
+    G = mul_ss(ctx, g12, g34, f"{tag}/scale2")
+    d = mul_ss(ctx, xs, G, f"{tag}/scale3")
+    s = mul_trunc(ctx, d, G, NORM_BITS - 3 - f, f"{tag}/mantissa")         # 8 m at scale f
+    s[0] -= const(5 << f)
+    root2 = math.sqrt(2.0) if f % 2 else 1.0
+    g = 16 - f // 2
+    r = evaluate(ctx, s, [c * root2 for c in coeffs.RSQRT_POLY], f, (-3.0, 3.0), tag, out_bits=g)
+    out = mul_trunc(ctx, r, G, 2 * g, f"{tag}/rescale")
     return out.reshape((3,) + shape)
 
 

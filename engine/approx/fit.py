@@ -80,9 +80,12 @@ def _exp_tolerance(z):
 GELU_POLY_R, GELU_POLY_DEGREE, GELU_BAND_BITS = 4.0, 8, 4
 GELU_BAND = 2.0**-GELU_BAND_BITS
 GELU_POLY_T_HI = 2.0 * (1.0 + GELU_BAND / GELU_POLY_R) ** 2 - 1.0
-# reciprocal and rsqrt on the normalised mantissa m in [0.5, 1), as polynomials in
-# t = 4 m - 3 in [-1, 1] (monomial coefficients below 1.4; in m they reach 128), relative error
+# reciprocal on the normalised mantissa m in [0.5, 1), as a polynomial in t = 4 m - 3 in
+# [-1, 1] (monomial coefficients below 1.4; in m they reach 128), relative error
 MANTISSA_DEGREE = 6
+# rsqrt on a mantissa normalised by an even power of two, m in [0.25, 1), as a polynomial in
+# s = 8 m - 5 in [-3, 3] (fitted in s / 3, whose coefficients stay below 1.3), relative error
+RSQRT_DEGREE = 8
 
 
 def fit_all() -> dict:
@@ -100,7 +103,8 @@ def fit_all() -> dict:
 
     gpoly_p, gpoly_err = _fit(even, -1.0, GELU_POLY_T_HI, GELU_POLY_DEGREE, weight=lambda t: 1.0 / (0.1 + gelu_x(t)))
     recip_p, recip_err = _fit(lambda t: 4.0 / (t + 3.0), -1.0, 1.0, MANTISSA_DEGREE, relative=True)
-    rsqrt_p, rsqrt_err = _fit(lambda t: ((t + 3.0) / 4.0) ** -0.5, -1.0, 1.0, MANTISSA_DEGREE, relative=True)
+    rsqrt_t, rsqrt_err = _fit(lambda t: ((3.0 * t + 5.0) / 8.0) ** -0.5, -1.0, 1.0, RSQRT_DEGREE, relative=True)
+    rsqrt_p = rsqrt_t / 3.0 ** np.arange(RSQRT_DEGREE + 1)        # in s = 3 t
     return {
         "EXP_POLY": (exp_p, exp_err),
         "GELU_EVEN_POLY": (gpoly_p, gpoly_err),

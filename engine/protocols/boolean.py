@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.extending import intrinsic
 
 from ..comm import Message, pack_bits, placeholder, unpack_bits
 from ..kernels import elementwise
@@ -593,54 +592,48 @@ def _xor3(p, q, r):
             p[c, i] ^= q[c, i] ^ r[c, i]
 
 
-_POSITION_MASKS = np.array([sum(1 << j for j in range(64) if (j >> b) & 1) for b in range(6)], dtype=np.uint64)
-
-
-@intrinsic
-def _popcount(typingctx, v):
-    """The number of set bits of a uint64 (LLVM's ctpop: one instruction with AVX-512 or
-    POPCNT, which numpy and numba do not expose)."""
-    if v != numba.types.uint64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.ctpop(args[0])
-
-    return numba.types.uint64(numba.types.uint64), codegen
-
-
-@numba.njit(inline="always")
-def _parity(v):
-    return _popcount(v) & _U(1)
+# _INDEX_XOR[k, v]: the XOR of the indices 8 k + j of the set bits j of byte v (the bits of
+# byte k of a word), so that the XOR of the indices of a word's set bits is the XOR of eight lookups
+_INDEX_XOR = np.array([[np.bitwise_xor.reduce([8 * k + j for j in range(8) if (v >> j) & 1] + [0])
+                        for v in range(256)] for k in range(8)], dtype=np.uint8)
 
 
 @elementwise(0)
-def _position_bits(p, nbits, masks, out):
+def _position_bits(p, table, out):
     """From prefix-OR words p [3, n] (all ones from the highest set bit down): the one-hot
-    word h = p ^ (p >> 1), and out[c, b n + i] = bit b of the position of h's set bit, the
-    parity of the bits j of h with bit b of j set (XOR-linear, so it holds per share)."""
-    n = p.shape[1]
-    for i in numba.prange(n):
+    word h = p ^ (p >> 1), and out[c, i] = the position of h's set bit.  The position is
+    the XOR of the indices of h's set bits, which is XOR-linear, so it holds per share:
+    one table lookup per byte (``_INDEX_XOR``)."""
+    for i in numba.prange(p.shape[1]):
         for c in range(3):
             v = _U(p[c, i])
             h = v ^ (v >> _U(1))
-            for b in range(nbits):
-                out[c, b * n + i] = np.uint8(_parity(h & masks[b]))
+            x = np.uint8(0)
+            for k in range(p.itemsize):
+                x ^= table[k, (h >> _U(8 * k)) & _U(255)]
+            out[c, i] = x
 
 
-def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit") -> np.ndarray:
-    """Arithmetic shares [nbits, 3, n] of the bits of the position of x's highest set bit.
+def highest_bit_position(ctx, x: np.ndarray, width: int = 32, tag: str = "hbit", bits=None) -> np.ndarray:
+    """Arithmetic shares [len(bits), 3, n] of bits ``bits`` (default: all log2(width)) of the
+    position of x's highest set bit.
 
     x: flat arithmetic shares [3, n] of values in [1, 2^width).  Bits of x by a
     width-bit adder, a prefix OR from the top, the one-hot word h = p ^ (p >> 1),
     and the position's bits as XORs of bits of h (local); then one
-    bit-to-arithmetic round for all position bits.
+    bit-to-arithmetic round for the bits asked for.
     """
     n = x.shape[1]
-    bits = a2b_word(ctx, x, width, tag)
-    p = prefix_or_down(ctx, bits, width, tag=f"{tag}/or")
     nbits = int(np.log2(width))
-    pos = np.empty((3, nbits * n), np.uint8)
-    _position_bits(np.ascontiguousarray(p), nbits, _POSITION_MASKS, pos)
+    bits = tuple(range(nbits)) if bits is None else tuple(bits)
+    if not bits or any(not 0 <= b < nbits for b in bits):
+        raise ValueError(f"{tag}: position bits must be in 0..{nbits - 1}, got {bits}")
+    words = a2b_word(ctx, x, width, tag)
+    p = prefix_or_down(ctx, words, width, tag=f"{tag}/or")
+    packed = np.empty((3, n), np.uint8)
+    _position_bits(np.ascontiguousarray(p), _INDEX_XOR, packed)
+    pos = np.empty((3, len(bits) * n), np.uint8)
+    for k, b in enumerate(bits):      # numpy passes: a Numba loop storing to k rows ran 4x slower
+        np.bitwise_and(np.right_shift(packed, b), 1, out=pos[:, k * n:(k + 1) * n])
     arith = bit_to_arith(ctx, pos, tag)
-    return arith.reshape(3, nbits, n).transpose(1, 0, 2)
+    return arith.reshape(3, len(bits), n).transpose(1, 0, 2)
