@@ -14,17 +14,20 @@ import numpy as np
 
 from ..kernels import elementwise
 from ..protocols.arith import mul_ss
-from ..protocols.trunc import mul_trunc, trunc
+from ..protocols.trunc import mul_trunc, mul_trunc_many, trunc
 from ..ring import const
 
 
 def mul_many(ctx, pairs, m: int | None, tag: str) -> list:
     """Products of several (a, b) share pairs in one batch: truncated by m bits
-    (2 rounds in all), or integer products for m = None (1 round)."""
+    (2 rounds in all; pairs of one shape are not concatenated in one process,
+    ``trunc.mul_trunc_many``), or integer products for m = None (1 round)."""
     if len(pairs) == 1:           # nothing to batch: no concatenation copies
         (a, b), = pairs
         return [mul_ss(ctx, a, b, tag) if m is None else mul_trunc(ctx, a, b, m, tag)]
     shapes = [np.broadcast_shapes(a.shape, b.shape) for a, b in pairs]
+    if m is not None and len(set(shapes)) == 1:
+        return mul_trunc_many(ctx, pairs, m, tag)
     left = np.concatenate([np.broadcast_to(a, s).reshape(3, -1) for (a, _), s in zip(pairs, shapes)], axis=1)
     right = np.concatenate([np.broadcast_to(b, s).reshape(3, -1) for (_, b), s in zip(pairs, shapes)], axis=1)
     out = mul_ss(ctx, left, right, tag) if m is None else mul_trunc(ctx, left, right, m, tag)
