@@ -13,13 +13,13 @@ import numba
 import numpy as np
 
 from ..kernels import elementwise
-from ..protocols.arith import mul_ss, share_public
+from ..protocols.arith import _server_term, mul_ss, reshare
 from ..protocols.boolean import highest_bit_position
 from ..protocols.compare import coarse, relu
 from ..protocols.trunc import mul_trunc
-from ..ring import const
+from ..ring import _U, const
 from . import coeffs, fit
-from .poly import evaluate, mul_many
+from .poly import evaluate
 
 # ----------------------------------------------------------------------------
 # exp
@@ -72,38 +72,67 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
 NORM_BITS = 32                 # inputs below 2^32 in ring units: |x| < 2^(32 - f) real
 
 
-@elementwise(0)
+@numba.njit(inline="always")
+def _factor_at(pos, b, w, x, i):
+    """The three components of element i of a factor of 2^K: 1 + K_b (w - 1) = w - pos_b (w - 1)
+    (K_b = 1 - pos_b, arithmetic bit shares pos [nbits, 3, n]; the public w on component 0),
+    or of x itself where b < 0."""
+    if b < 0:
+        return x[0, i], x[1, i], x[2, i]
+    a = w - _U(1)
+    return w - pos[b, 0, i] * a, _U(0) - pos[b, 1, i] * a, _U(0) - pos[b, 2, i] * a
+
+
+@elementwise(1)
 def _factor_operands(pos, x, lb, lw, rb, rw, left, right):
-    """Operands of a batch of integer products (pair j at elements j n .. (j + 1) n): the
-    factor 1 + K_b (w - 1) = w - pos_b (w - 1) of 2^K (K_b = 1 - pos_b, arithmetic bit
-    shares pos [nbits, 3, n]) for (b, w) = (lb[j], lw[j]) on the left (x itself where
-    lb[j] < 0) and (rb[j], rw[j]) on the right; the public w on component 0."""
-    n = pos.shape[2]
-    one = np.uint64(1)
-    for i in numba.prange(n):
-        for j in range(lb.size):
+    """Operands [3, P n] of a batch of integer products, pair j at elements j n ..
+    (j + 1) n: the factors (lb[j], lw[j]) on the left and (rb[j], rw[j]) on the right
+    (``_factor_at``)."""
+    n = x.shape[1]
+    for j in range(lb.size):
+        for i in numba.prange(n):
             e = j * n + i
-            for c in range(3):
-                if lb[j] < 0:
-                    left[c, e] = x[c, i]
-                else:
-                    left[c, e] = (lw[j] if c == 0 else np.uint64(0)) - pos[lb[j], c, i] * (lw[j] - one)
-                right[c, e] = (rw[j] if c == 0 else np.uint64(0)) - pos[rb[j], c, i] * (rw[j] - one)
+            left[0, e], left[1, e], left[2, e] = _factor_at(pos, lb[j], lw[j], x, i)
+            right[0, e], right[1, e], right[2, e] = _factor_at(pos, rb[j], rw[j], x, i)
+
+
+@elementwise(1)
+def _factor_products_all(pos, x, lb, lw, rb, rw, r, parts):
+    """``_factor_operands`` and ``arith._mul_all_servers`` in one pass (the in-process
+    simulation): the servers' additive shares of each product under the zero sharing
+    r_s - r_{s+1}, the operands never written out."""
+    n = x.shape[1]
+    for j in range(lb.size):
+        for i in numba.prange(n):
+            e = j * n + i
+            x0, x1, x2 = _factor_at(pos, lb[j], lw[j], x, i)
+            y0, y1, y2 = _factor_at(pos, rb[j], rw[j], x, i)
+            r0, r1, r2 = r[0, e], r[1, e], r[2, e]
+            parts[0, e] = _server_term(0, x0, x1, x2, y0, y1, y2) + r0 - r1
+            parts[1, e] = _server_term(1, x0, x1, x2, y0, y1, y2) + r1 - r2
+            parts[2, e] = _server_term(2, x0, x1, x2, y0, y1, y2) + r2 - r0
 
 
 def _factor_products(ctx, pos: np.ndarray, x: np.ndarray, pairs: list, tag: str) -> list:
-    """Integer products of factors of 2^K in one round, each pair ((b, w) or None for x,
-    (b, w)) as in ``_factor_operands``; also returns the right operands (the factors)."""
+    """Integer products in one round, each pair ((b, w) or None for x, (b, w)) of factors
+    1 + K_b (w - 1) of 2^K (``_factor_at``; x any shares [3, n]).  In one process the factors are formed
+    inside the product kernel; in party mode as operands of ``mul_ss``."""
     n = x.shape[1]
     lb = np.array([-1 if p is None else p[0] for p, _ in pairs], np.int64)
     lw = np.array([0 if p is None else p[1] for p, _ in pairs], np.uint64)
     rb = np.array([q[0] for _, q in pairs], np.int64)
     rw = np.array([q[1] for _, q in pairs], np.uint64)
-    left, right = np.empty((3, len(pairs) * n), np.uint64), np.empty((3, len(pairs) * n), np.uint64)
-    _factor_operands(pos, np.ascontiguousarray(x), lb, lw, rb, rw, left, right)
-    out = mul_ss(ctx, left, right, tag)
-    return ([out[:, j * n:(j + 1) * n] for j in range(len(pairs))],
-            [right[:, j * n:(j + 1) * n] for j in range(len(pairs))])
+    xc = np.ascontiguousarray(x)
+    if ctx.chan.simulated():
+        r = ctx.rand.components((len(pairs) * n,))          # the draws of ``mul_ss`` on the batch
+        parts = np.empty((3, len(pairs) * n), np.uint64)
+        _factor_products_all(pos, xc, lb, lw, rb, rw, r, parts)
+        out = reshare(ctx, parts, tag)
+    else:
+        left, right = np.empty((3, len(pairs) * n), np.uint64), np.empty((3, len(pairs) * n), np.uint64)
+        _factor_operands(pos, xc, lb, lw, rb, rw, left, right)
+        out = mul_ss(ctx, left, right, tag)
+    return [out[:, j * n:(j + 1) * n] for j in range(len(pairs))]
 
 
 def _position_bits(ctx, x: np.ndarray, tag: str, bits=None) -> np.ndarray:
@@ -144,10 +173,10 @@ def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reci
     xs = x.reshape(3, -1)
     pos = _position_bits(ctx, xs, tag)
     w = [2**(2**b) for b in range(5)]
-    (a, b, d), (_, _, f4) = _factor_products(ctx, pos, xs, [((0, w[0]), (1, w[1])), ((2, w[2]), (3, w[3])),
-                                                            (None, (4, w[4]))], f"{tag}/scale1")
+    a, b, d = _factor_products(ctx, pos, xs, [((0, w[0]), (1, w[1])), ((2, w[2]), (3, w[3])), (None, (4, w[4]))],
+                               f"{tag}/scale1")
     c = mul_ss(ctx, a, b, f"{tag}/scale2")
-    F = mul_ss(ctx, c, f4, f"{tag}/scale3")
+    F, = _factor_products(ctx, pos, c, [(None, (4, w[4]))], f"{tag}/scale3")
     t = _mantissa(ctx, d, c, f, tag)
     y = evaluate(ctx, t, coeffs.RECIPROCAL_POLY, f, (-1.0, 1.0), tag)
     out = mul_trunc(ctx, y, F, NORM_BITS - f - extra_bits, f"{tag}/rescale")
@@ -179,8 +208,7 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     xs = x.reshape(3, -1)
     pos = _position_bits(ctx, xs, tag, bits=(1, 2, 3, 4))             # J_1 .. J_4
     v = [2**(2**(b - 1)) for b in range(1, 5)]
-    (g12, g34), _ = _factor_products(ctx, pos, xs, [((0, v[0]), (1, v[1])), ((2, v[2]), (3, v[3]))],
-                                     f"{tag}/scale1")
+    g12, g34 = _factor_products(ctx, pos, xs, [((0, v[0]), (1, v[1])), ((2, v[2]), (3, v[3]))], f"{tag}/scale1")
     G = mul_ss(ctx, g12, g34, f"{tag}/scale2")
     d = mul_ss(ctx, xs, G, f"{tag}/scale3")
     s = mul_trunc(ctx, d, G, NORM_BITS - 3 - f, f"{tag}/mantissa")         # 8 m at scale f
