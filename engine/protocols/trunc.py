@@ -142,46 +142,27 @@ def _all_roles(cuts, A, B, C, has_c, cm, has_cm, ra, rb, a0, b0, rho, sigma, m, 
         out[(k + 2) % 3, e] = sigma[e]
 
 
-@numba.njit(inline="always")
-def _product_trunc_at(e, x, y, i, cuts, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out):
-    """``mul_trunc`` of element e of the batch (factors x[:, i], y[:, i]) in one pass: the
+@elementwise(1)
+def _products_all_roles(cuts, x, y, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out):
+    """``mul_trunc`` for one element in one pass (the in-process simulation): the
     three servers' product terms (``arith.masked_products``: role j of chunk k is
     server j + k, plus its component of ``add``, role 2's masked by cm), then the
     truncation (``_all_roles``), without writing the parts out."""
-    k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
-    x0, x1, x2 = x[0, i], x[1, i], x[2, i]
-    y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-    t = (_server_term(0, x0, x1, x2, y0, y1, y2), _server_term(1, x0, x1, x2, y0, y1, y2),
-         _server_term(2, x0, x1, x2, y0, y1, y2))
-    if has_add:
-        t = (t[0] + add[0, e], t[1] + add[1, e], t[2] + add[2, e])
-    A = t[k]
-    B = t[(k + 1) % 3]
-    C = t[(k + 2) % 3] + cm[e]
-    r = ra[e] + rb[e] + cm[e]
-    out[k, e] = rho[e]
-    out[(k + 1) % 3, e] = _reshared_sum(A, B, C, r, ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
-    out[(k + 2) % 3, e] = sigma[e]
-
-
-@elementwise(1)
-def _products_all_roles(cuts, x, y, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out):
-    """``mul_trunc`` for every element in one pass (the in-process simulation,
-    ``_product_trunc_at``)."""
     for e in numba.prange(x.shape[1]):
-        _product_trunc_at(e, x, y, e, cuts, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out)
-
-
-@elementwise(6)
-def _products_all_roles_many(cuts, xs, ys, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out):
-    """``_products_all_roles`` for a batch of pairs without concatenating them: ``xs``,
-    ``ys`` tuples of [3, n] factors, pair j at elements j n .. (j + 1) n.  (A tuple
-    of one pair ran 9% slower than the kernel above, so single products keep it.)"""
-    n = xs[0].shape[1]
-    for j in range(len(xs)):
-        x, y = xs[j], ys[j]
-        for i in numba.prange(n):
-            _product_trunc_at(j * n + i, x, y, i, cuts, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out)
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        x0, x1, x2 = x[0, e], x[1, e], x[2, e]
+        y0, y1, y2 = y[0, e], y[1, e], y[2, e]
+        t = (_server_term(0, x0, x1, x2, y0, y1, y2), _server_term(1, x0, x1, x2, y0, y1, y2),
+             _server_term(2, x0, x1, x2, y0, y1, y2))
+        if has_add:
+            t = (t[0] + add[0, e], t[1] + add[1, e], t[2] + add[2, e])
+        A = t[k]
+        B = t[(k + 1) % 3]
+        C = t[(k + 2) % 3] + cm[e]
+        r = ra[e] + rb[e] + cm[e]
+        out[k, e] = rho[e]
+        out[(k + 1) % 3, e] = _reshared_sum(A, B, C, r, ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
+        out[(k + 2) % 3, e] = sigma[e]
 
 
 def _draws(ctx, rot: Rotation, m: int, tag: str, k=None) -> tuple:
@@ -333,27 +314,17 @@ def _mul_trunc_simulated(ctx, pairs: list, shape: tuple, m: int, tag: str, add=N
     Returns [3, len(pairs) n]."""
     n = int(np.prod(shape, dtype=np.int64))
     rot = Rotation(n * len(pairs))
-    xs = [components_flat(a, shape) for a, _ in pairs]
-    ys = [components_flat(b, shape) for _, b in pairs]
-    flat_add = xs[0] if add is None else components_flat(add, shape)
     mask = rot.draw_own(ctx.rand, 2)
+    draws = _draws(ctx, rot, m, tag)
     out = np.empty((3, rot.n), np.uint64)
-    if len(pairs) == 1:
-        _products_all_roles(rot.cuts, xs[0], ys[0], flat_add, add is not None, mask, *_draws(ctx, rot, m, tag),
-                            m, out)
-    else:
-        _products_all_roles_many(rot.cuts, tuple(map(_readonly, xs)), tuple(map(_readonly, ys)), flat_add,
-                                 add is not None, mask, *_draws(ctx, rot, m, tag), m, out)
+    for j, (a, b) in enumerate(pairs):     # pair j: elements j n .. (j + 1) n of the batch, in place
+        at = slice(j * n, (j + 1) * n)
+        xa = components_flat(a, shape)
+        _products_all_roles(np.clip(rot.cuts - j * n, 0, n), xa, components_flat(b, shape),
+                            xa if add is None else components_flat(add, shape), add is not None, mask[at],
+                            *(v[at] for v in draws), m, out[:, at])
     _count(ctx, rot, (rot.n,), True, tag)
     return out
-
-
-def _readonly(v: np.ndarray) -> np.ndarray:
-    """A read-only view: Numba types read-only and writable arrays apart, and a
-    tuple of operands must have one type (a broadcast operand arrives read-only)."""
-    v = v.view()
-    v.flags.writeable = False
-    return v
 
 
 def mul_trunc_many(ctx, pairs: list, m: int, tag: str = "mul") -> list:
