@@ -15,6 +15,7 @@ from secptune.deploy import encode, run_client, selftest
 from secptune.engine import CLIENT, MODEL_OWNER, Context, EngineConfig
 from secptune.engine.party import LinkError
 from secptune.engine.transport import ConfigError, load_config, make_certificates, write_local_config
+from test_mlm_head import model_dir  # noqa: F401  (a fixture: the tiny masked-LM BERT with a tokenizer)
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -282,3 +283,50 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
         assert abs(a["best_loss"] - b["best_loss"]) < 1e-3 and a["rounds"] == b["rounds"]
         assert a["bytes_per_party"] == b["bytes_per_party"]
     assert local["test_metric"] == metrics["test_metric"]
+
+
+def test_a_masked_lm_tuning_run_across_processes_follows_the_in_process_run(tmp_path, model_dir, monkeypatch):
+    """``--head mlm --parties`` with private weights: the model owner shares the layers
+    and the head cut to the label words; no message to the servers names the mask
+    positions (the client shares them as one-hot rows), and the run follows the
+    in-process one."""
+    import io
+
+    from secptune import deploy
+    from secptune.deploy import RemoteSession
+    from secptune.tuning.run import RunSpec, tune_run
+
+    sent = []
+    send = deploy._send_json
+    monkeypatch.setattr(deploy, "_send_json", lambda link, obj: (sent.append(obj), send(link, obj))[1])
+
+    spec = dict(task="sst2", data="builtin", split="8-1", model=str(model_dir), mode="mpc", prompt_len=4,
+                subspace_dim=8, popsize=2, budget=4, max_len=32, attention="softmax", features=16,
+                weights="private", eval_every=1, patience=0, seed=0, test_limit=4, head="mlm", sigma=1.0)
+    cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=30,
+                                  names=("S0", "S1", "S2", "client", "model-owner"))
+    procs = _start(cfg_path, (0, 1, 2, MODEL_OWNER))
+    remote = tune_run(RunSpec(**spec), tmp_path / "remote", stream=io.StringIO(), remote=RemoteSession(cfg_path))
+    done = _finish(procs)
+    assert all(rc == 0 for rc, _ in done.values()), done
+    local = tune_run(RunSpec(**spec), tmp_path / "local", stream=io.StringIO())
+    logs = [[json.loads(ln) for ln in (tmp_path / d / "log.jsonl").read_text().splitlines()]
+            for d in ("remote", "local")]
+    assert len(logs[0]) == len(logs[1]) == 2
+    for a, b in zip(*logs):
+        assert abs(a["best_loss"] - b["best_loss"]) < 1e-3 and a["rounds"] == b["rounds"]
+        assert a["bytes_per_party"] == b["bytes_per_party"]
+    assert remote["head"] == "mlm" and remote["test_metric"] == local["test_metric"]
+    from secptune.tuning.run import eval_run
+
+    procs = _start(cfg_path, (0, 1, 2, MODEL_OWNER))   # secptune eval --parties on the saved prompt
+    again = eval_run(tmp_path / "remote", remote=RemoteSession(cfg_path))
+    assert all(rc == 0 for rc, _ in _finish(procs).values())
+    assert again["test_metric"] == remote["test_metric"]
+    jobs, steps = [o for o in sent if "name" in o], [o for o in sent if "name" not in o]
+    assert len(jobs) == 6 and all(o == jobs[0] for o in jobs[:3])      # tune, then eval: one job to each server
+    job = jobs[0]["args"]
+    assert job["head"] == "mlm" and len(job["word_ids"]) == 2 and "anchors" not in job
+    assert {k for obj in steps for k in obj} <= {"op", "shape", "mask", "scorer", "tag"}, steps
+    scorers = [np.asarray(obj["mask"]) for obj in steps if obj["op"] == "scorer"]
+    assert scorers and all(set(np.unique(m)) <= {0.0, 1.0} for m in scorers)   # padding masks only

@@ -154,11 +154,13 @@ class Scorer:
         if tune.head == "pair" and np.shape(ids)[0] % 2:
             raise ValueError(f"pair head: the input rows come in pairs, got {np.shape(ids)[0]} rows")
         word_ids = None
+        holds_ids = tune.mode == "plain" or ctx is None or ctx.chan.me in (None, CLIENT)
         if tune.head == "mlm":
             if params.mlm is None:
                 raise ValueError("the masked-LM head needs a checkpoint with one; this model has none "
                                  "(a sentence-embedding model: use the anchor or pair head)")
-            self.mask_pos = mask_positions(ids, self.mask, anchors.mask_id)
+            # where the ids are real (not a server's placeholders): the mask token's position per row
+            self.mask_pos = mask_positions(ids, self.mask, anchors.mask_id) if holds_ids else None
             word_ids = anchors.word_ids
             if tune.mode == "plain":
                 self.mlm = E.restrict_mlm(params.mlm, word_ids)
@@ -177,6 +179,13 @@ class Scorer:
                     raise ValueError("masked-LM head: the weights given carry no head cut to the label words "
                                      "(share them with share_weights(..., word_ids=...))")
             self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
+            if tune.head == "mlm":
+                # the mask's position can tell a text's length before it (a pair template's first
+                # sentence): the client shares each row's one-hot position, never the index
+                onehot = np.zeros(np.shape(ids), np.int64)
+                if self.mask_pos is not None:
+                    onehot[np.arange(len(onehot)), self.mask_pos] = 1
+                self.at_mask = SharedTensor.from_client(self.ctx, onehot, fmt=None, name="mask-positions")
 
     def passes(self, P: int):
         """The secure forward's passes over the P x E (candidate, example) rows: rows sorted
@@ -200,9 +209,14 @@ class Scorer:
 
     def _reduce(self, h, rows, width: int):
         """One vector per row from the last hidden states [rows, width, hidden] of the
-        examples ``rows``: the hidden state at the mask token (mlm) or the mean pool."""
+        examples ``rows``: the hidden state at the mask token (mlm) or the mean pool.
+        On shares the mask's hidden state is the one-hot row times h, an integer by
+        fixed-point product (1 round, 8 B per output element per server)."""
         if self.tune.head == "mlm":
-            return h[np.arange(len(rows)), self.mask_pos[rows]]
+            if self.tune.mode == "plain":
+                return h[np.arange(len(rows)), self.mask_pos[rows]]
+            sel = self.at_mask[rows, :width].reshape(len(rows), 1, width)
+            return sel.matmul(h, tag="mask-state").reshape(len(rows), h.shape[-1])
         return E.mean_pool(h, self.mask[rows, :width])
 
     def _head(self, pooled):

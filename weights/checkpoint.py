@@ -244,16 +244,19 @@ _IGNORED = (
 )
 
 
-def placeholder_params(cfg: EncoderConfig) -> EncoderParams:
-    """Zeros of every encoder tensor's shape (no masked-LM head): what a server that
-    never sees the weights passes where the model owner shares the real ones."""
+def placeholder_params(cfg: EncoderConfig, with_mlm: bool = False) -> EncoderParams:
+    """Zeros of every encoder tensor's shape (and the masked-LM head's, ``with_mlm``):
+    what a server that never sees the weights passes where the model owner shares
+    the real ones."""
     d, f = cfg.hidden, cfg.intermediate
     z = lambda *shape: np.zeros(shape, np.float32)      # noqa: E731
     layers = [LayerParams(q_w=z(d, d), q_b=z(d), k_w=z(d, d), k_b=z(d), v_w=z(d, d), v_b=z(d), o_w=z(d, d),
                           o_b=z(d), ln1_g=z(d), ln1_b=z(d), fc1_w=z(d, f), fc1_b=z(f), fc2_w=z(f, d), fc2_b=z(d),
                           ln2_g=z(d), ln2_b=z(d)) for _ in range(cfg.layers)]
+    head = MLMHead(dense_w=z(d, d), dense_b=z(d), ln_g=z(d), ln_b=z(d), decoder_w=z(d, cfg.vocab_size),
+                   decoder_b=z(cfg.vocab_size)) if with_mlm else None
     return EncoderParams(word_emb=z(cfg.vocab_size, d), pos_emb=z(cfg.max_positions, d),
-                         type_emb=z(cfg.type_vocab_size, d), emb_ln_g=z(d), emb_ln_b=z(d), layers=layers)
+                         type_emb=z(cfg.type_vocab_size, d), emb_ln_g=z(d), emb_ln_b=z(d), layers=layers, mlm=head)
 
 
 def load_checkpoint(folder, *, with_mlm: bool | None = None) -> tuple:

@@ -264,7 +264,7 @@ def main(argv=None) -> int:
                     help="scoring head: anchor (similarity to one anchor text per class) or pair (cosine of "
                     "the two sentences, threshold fitted on the training examples; two-sentence tasks), "
                     "for sentence-embedding models; mlm (the label words' logits at the template's mask, "
-                    "Black-Box Tuning's head) for checkpoints with a masked-LM head, in this process only; "
+                    "Black-Box Tuning's head) for checkpoints with a masked-LM head; "
                     "default: the task's (pair for mrpc and rte, anchor otherwise)")
     sp.add_argument("--no-zero-shot", action="store_true",
                     help="do not score the untuned template on the test set (saves a second test pass)")

@@ -49,13 +49,26 @@ def selftest(ctx, me, args, private):
 def _model(me, args):
     """(config, params) for a job: with public weights every party reads the model
     folder; with private weights only the model owner does, and the others build
-    zeros of the shapes from the public configuration in the job (``config``)."""
+    zeros of the shapes from the public configuration in the job (``config``).
+    The masked-LM head (``args['head']`` mlm) is loaded, or its zeros built, too."""
     from secptune.weights.checkpoint import load_checkpoint, parse_config, placeholder_params
 
+    mlm = args.get("head") == "mlm"
     if not args["private"] or _is(me, MODEL_OWNER):
-        return load_checkpoint(args["model"])
+        return load_checkpoint(args["model"], with_mlm=True if mlm else None)
     cfg = parse_config(args["config"], "the job's config")
-    return cfg, placeholder_params(cfg)
+    return cfg, placeholder_params(cfg, with_mlm=mlm)
+
+
+def _head_data(args):
+    """The head's public data from a tuning job: the anchor embeddings, or for the
+    masked-LM head a verbalizer (the label words' token ids; the mask token's id
+    only matters where the token ids are real, at the client)."""
+    if args.get("head") == "mlm":
+        from secptune.tuning.prepare import Verbalizer
+
+        return Verbalizer(int(args["mask_id"]), np.asarray(args["word_ids"], np.int64))
+    return np.asarray(args["anchors"], np.float64)
 
 
 def encode(ctx, me, args, private):
@@ -91,7 +104,8 @@ def _tune_setup(ctx, me, args):
                           attention=spec_attention(args),
                           temperature=float(args["temperature"]), max_tokens=int(args["max_tokens"]),
                           head=args.get("head", "anchor"), popsize=1, budget=1)
-    weights = E.share_weights(ctx, params, private=bool(args["private"]))
+    word_ids = args["word_ids"] if tune_cfg.head == "mlm" else None
+    weights = E.share_weights(ctx, params, private=bool(args["private"]), word_ids=word_ids)
     return cfg, params, tune_cfg, weights
 
 
@@ -104,7 +118,7 @@ def tune_server(ctx, me, args, private):
     cfg, params, tune_cfg, weights = _tune_setup(ctx, me, args)
     if me == MODEL_OWNER:
         return {}
-    anchors = np.asarray(args["anchors"], np.float64)
+    anchors = _head_data(args)
     scorers = []
     while True:
         cmd = _recv_json(ctx.chan.links[CLIENT])
@@ -132,12 +146,8 @@ class RemoteSession:
         self.net = None
 
     def start(self, spec, tune_cfg, anchors):
-        """(ctx, weights, announce) for a run's settings; anchors are public."""
-        if tune_cfg.head == "mlm":
-            from secptune.tuning.run import RunError
-
-            raise RunError("--head mlm runs in this process only for now (--parties: the servers' job "
-                             "does not carry the masked-LM head and the mask positions yet)")
+        """(ctx, weights, announce) for a run's settings; anchors (the head's data: anchor
+        embeddings, or the masked-LM head's verbalizer) are public."""
         cfg = load_config(self.config_path)
         self.net = Network(CLIENT, cfg)
         links = self.net.connect()
@@ -147,7 +157,11 @@ class RemoteSession:
         args = {"model": spec.model, "config": read_config_json(spec.model),
                 "private": spec.weights == "private", "prompt_len": spec.prompt_len,
                 **attention_fields(spec), "temperature": tune_cfg.temperature,
-                "max_tokens": tune_cfg.max_tokens, "anchors": np.asarray(anchors).tolist(), "head": tune_cfg.head}
+                "max_tokens": tune_cfg.max_tokens, "head": tune_cfg.head}
+        if tune_cfg.head == "mlm":
+            args.update(mask_id=int(anchors.mask_id), word_ids=np.asarray(anchors.word_ids).tolist())
+        else:
+            args["anchors"] = np.asarray(anchors).tolist()
         for s in (0, 1, 2):
             _send_json(links[s], {"name": "tune", "args": args})
         keys = self.net.agree_keys()
