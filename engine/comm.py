@@ -161,8 +161,12 @@ class Channel:
             self.rounds += 1
         return messages
 
-    def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
-        """Send all messages at once (one round) and return what each receiver gets."""
+    def exchange(self, messages: Sequence[Message], tag: str, foreign_none: bool = False) -> list[np.ndarray]:
+        """Send all messages at once (one round) and return what each receiver gets.
+
+        ``foreign_none``: in party mode a message this party neither sends nor
+        receives comes back as None instead of zeros of its shape (here, where
+        one process plays every party, nothing is foreign)."""
         messages = self._count(messages, tag)
         if not messages:
             return []

@@ -94,7 +94,7 @@ class PartyChannel(Channel):
         self.links = links
         self.on_round_end = on_round_end      # e.g. flush what this round wrote to sockets
 
-    def exchange(self, messages: Sequence[Message], tag: str) -> list[np.ndarray]:
+    def exchange(self, messages: Sequence[Message], tag: str, foreign_none: bool = False) -> list[np.ndarray]:
         messages = self._count(messages, tag)
         if not messages:
             return []
@@ -108,7 +108,7 @@ class PartyChannel(Channel):
             elif m.dst == self.me:
                 delivered.append(self._link(m.src, tag).recv(tag, m.payload))
             else:
-                delivered.append(np.zeros_like(m.payload))
+                delivered.append(None if foreign_none else np.zeros_like(m.payload))
         for m, got in zip(messages, delivered):
             if m.dst == self.me and self.me in self._taps:
                 self._taps[self.me].append((tag, m.src, np.array(got, copy=True)))

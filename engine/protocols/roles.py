@@ -100,7 +100,7 @@ class Rotation:
                 for dst in (dsts if isinstance(dsts, tuple) else (dsts,)):
                     real.append(Message((src + k) % 3, (dst + k) % 3, piece))
                     index.append((s, k, hi - lo))
-        got = chan.exchange(real, tag)
+        got = chan.exchange(real, tag, foreign_none=True)
         if len(got) != len(real):  # empty payloads are dropped by the channel
             return [np.asarray(send[2]) for send in sends]
         chosen: dict = {}
@@ -117,6 +117,16 @@ class Rotation:
                 # sent array, so reassembling them would only copy it
                 out.append(send[2])
                 continue
-            pieces = [g if bits is None else unpack_bits(g, bits, count) for g, _, count in parts]
-            out.append(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0))
+            pieces = [g if bits is None or g is None else unpack_bits(g, bits, count) for g, _, count in parts]
+            if all(p is not None for p in pieces):
+                out.append(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0))
+                continue
+            # party mode: chunks this party is no end of stay zeros (np.zeros: pages untouched
+            # until written), only its own deliveries are copied into place
+            payload = np.asarray(send[2])
+            whole = np.zeros(payload.shape, payload.dtype)
+            for (k, lo, hi), piece in zip(self.chunks, pieces):
+                if piece is not None:
+                    whole[lo:hi] = piece
+            out.append(whole)
         return out
