@@ -121,12 +121,11 @@ class Rotation:
             if all(p is not None for p in pieces):
                 out.append(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0))
                 continue
-            # party mode: chunks this party is no end of stay zeros (np.zeros: pages untouched
-            # until written), only its own deliveries are copied into place
+            # party mode: its own deliveries copied into place, zeros in the chunks this
+            # party is no end of (each element written once)
             payload = np.asarray(send[2])
-            whole = np.zeros(payload.shape, payload.dtype)
+            whole = np.empty(payload.shape, payload.dtype)
             for (k, lo, hi), piece in zip(self.chunks, pieces):
-                if piece is not None:
-                    whole[lo:hi] = piece
+                whole[lo:hi] = 0 if piece is None else piece
             out.append(whole)
         return out
