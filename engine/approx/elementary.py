@@ -115,8 +115,8 @@ def _factor_products_all(pos, x, lb, lw, rb, rw, r, parts):
 
 def _factor_products(ctx, pos: np.ndarray, x: np.ndarray, pairs: list, tag: str) -> list:
     """Integer products in one round, each pair ((b, w) or None for x, (b, w)) of factors
-    1 + K_b (w - 1) of 2^K (``_factor_at``; x any shares [3, n]).  In one process the factors are formed
-    inside the product kernel; in party mode as operands of ``mul_ss``."""
+    1 + K_b (w - 1) of 2^K (``_factor_at``; x any shares [3, n]).  In one process the
+    factors are formed inside the product kernel; in party mode as operands of ``mul_ss``."""
     n = x.shape[1]
     lb = np.array([-1 if p is None else p[0] for p, _ in pairs], np.int64)
     lw = np.array([0 if p is None else p[1] for p, _ in pairs], np.uint64)

@@ -312,6 +312,8 @@ def _mul_trunc_simulated(ctx, pairs: list, shape: tuple, m: int, tag: str, add=N
     truncation in one pass, the parts never written out; the draws those of
     ``masked_products`` and ``trunc_roles`` on the whole batch, in the same order.
     Returns [3, len(pairs) n]."""
+    if add is not None and len(pairs) > 1:
+        raise ValueError(f"{tag}: an addend goes with a single product, not a batch of {len(pairs)}")
     n = int(np.prod(shape, dtype=np.int64))
     rot = Rotation(n * len(pairs))
     mask = rot.draw_own(ctx.rand, 2)
