@@ -4,7 +4,8 @@
 
 One JSON object per case: op, shape, median_s (and min/max over repeats after
 a warm-up), ref_median_s (float64 numpy doing the same computation in the
-same run), ratio, rounds, bytes_per_elem_party (max over servers; per server
+same run), ratio, for the nonlinear functions x_2relu (their time over twice
+ReLU's, the two timed in alternation), rounds, bytes_per_elem_party (max over servers; per server
 in bytes_per_elem_servers), declared cost and measured/declared, and
 max_abs_err against float64 on the encoded inputs.  A stress case runs
 truncations at values near the documented bound and counts failures.
@@ -94,41 +95,67 @@ def run_ops(quick: bool, repeats: int) -> list:
     return rows
 
 
+def _against_relu(row: dict, fn, relu, repeats: int) -> dict:
+    """The nonlinear-functions issue's yardstick measured next to the function: ``fn`` and
+    the engine's ReLU on as many elements timed in alternation (a slower spell of the
+    machine slows both), ``x_2relu`` = median(fn) / (2 median(ReLU)); the target is at
+    most 1."""
+    import time
+
+    fn(), relu()
+    ts, rs = [], []
+    for _ in range(repeats):
+        for f, acc in ((fn, ts), (relu, rs)):
+            t0 = time.perf_counter()
+            f()
+            acc.append(time.perf_counter() - t0)
+    row["alternating_median_s"] = float(np.median(ts))
+    row["relu_alternating_median_s"] = float(np.median(rs))
+    row["x_2relu"] = row["alternating_median_s"] / (2 * row["relu_alternating_median_s"])
+    return row
+
+
 def run_functions(ctx, n: int, repeats: int) -> list:
-    """The nonlinear functions on n elements each, inputs spread over their domains."""
+    """The nonlinear functions on n elements each, inputs spread over their domains; each
+    also timed in alternation with ReLU on 10^6 (``_against_relu``)."""
     fx = ctx.fixed
     rng = np.random.default_rng(1)
     enc = lambda v: fx.decode(fx.encode(v))  # noqa: E731
     erf_v = np.vectorize(erf)
     rows = []
+    xr = SharedTensor.from_client(ctx, np.random.default_rng(2).normal(size=n))      # ReLU's input
+
+    def timed_case(op, shape, fn, ref_fn, want, n_out, decl, rel=False):
+        row = _case(ctx, op, shape, fn, ref_fn, want, n_out, repeats, decl, rel=rel)
+        return _against_relu(row, fn, xr.relu, repeats)
 
     x = rng.uniform(approx.EXP_LO, 0.0, size=n)
     sx, ex = SharedTensor.from_client(ctx, x), enc(x)
-    rows.append(_case(ctx, "exp", [n], lambda: approx.exp(sx), lambda: np.exp(x), np.exp(ex), n, repeats, "exp"))
+    rows.append(timed_case("exp", [n], lambda: approx.exp(sx), lambda: np.exp(x), np.exp(ex), n, "exp"))
 
     x = np.exp(rng.uniform(np.log(1e-3), np.log(1e4), size=n))
     sx, ex = SharedTensor.from_client(ctx, x), enc(x)
-    rows.append(_case(ctx, "reciprocal", [n], lambda: approx.reciprocal(sx, extra_bits=approx.RECIPROCAL_EXTRA_BITS),
-                      lambda: 1.0 / x, 1.0 / ex, n, repeats, "reciprocal", rel=True))
-    rows.append(_case(ctx, "rsqrt", [n], lambda: approx.rsqrt(sx), lambda: 1.0 / np.sqrt(x), 1.0 / np.sqrt(ex),
-                      n, repeats, "rsqrt", rel=True))
+    rows.append(timed_case("reciprocal", [n], lambda: approx.reciprocal(sx, extra_bits=approx.RECIPROCAL_EXTRA_BITS),
+                      lambda: 1.0 / x, 1.0 / ex, n, "reciprocal", rel=True))
+    rows.append(timed_case("rsqrt", [n], lambda: approx.rsqrt(sx), lambda: 1.0 / np.sqrt(x), 1.0 / np.sqrt(ex),
+                      n, "rsqrt", rel=True))
 
     x = rng.normal(size=n) * 3
     sx, ex = SharedTensor.from_client(ctx, x), enc(x)
     gelu = lambda v: v * 0.5 * (1 + erf_v(v / np.sqrt(2)))  # noqa: E731
-    rows.append(_case(ctx, "gelu", [n], lambda: approx.gelu(sx), lambda: x * 0.5 * (1 + np.tanh(x)),
-                      gelu(ex), n, repeats, "gelu"))
-    rows.append(_case(ctx, "gelu_coarse", [n], lambda: approx.gelu(sx, coarse=True),
-                      lambda: x * 0.5 * (1 + np.tanh(x)), gelu(ex), n, repeats, "gelu_coarse"))
+    rows.append(timed_case("gelu", [n], lambda: approx.gelu(sx), lambda: x * 0.5 * (1 + np.tanh(x)),
+                      gelu(ex), n, "gelu"))
+    rows.append(timed_case("gelu_coarse", [n], lambda: approx.gelu(sx, coarse=True),
+                      lambda: x * 0.5 * (1 + np.tanh(x)), gelu(ex), n, "gelu_coarse"))
     xp = np.clip(x, -approx.GELU_POLY_RANGE, approx.GELU_POLY_RANGE)
     sp, ep = SharedTensor.from_client(ctx, xp), enc(xp)
-    rows.append(_case(ctx, "gelu_poly", [n], lambda: approx.gelu_poly(sp), lambda: xp * 0.5 * (1 + np.tanh(xp)),
-                      gelu(ep), n, repeats, "gelu_poly"))
+    rows.append(timed_case("gelu_poly", [n], lambda: approx.gelu_poly(sp), lambda: xp * 0.5 * (1 + np.tanh(xp)),
+                      gelu(ep), n, "gelu_poly"))
 
     u = rng.uniform(-4, 4, size=n)
     su, eu = SharedTensor.from_client(ctx, u), enc(u)
-    rows.append(_case(ctx, "cos", [n], lambda: approx.cos(su), lambda: np.cos(2 * np.pi * u),
-                      np.cos(2 * np.pi * eu), n, repeats, "cos"))
+    rows.append(timed_case("cos", [n], lambda: approx.cos(su), lambda: np.cos(2 * np.pi * u),
+                      np.cos(2 * np.pi * eu), n, "cos"))
 
     d = 768
     h = rng.normal(size=(n // d, d)) * 2 + rng.normal(size=(n // d, 1))
@@ -137,8 +164,8 @@ def run_functions(ctx, n: int, repeats: int) -> list:
     def ln_ref(v):
         return (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-12)
 
-    rows.append(_case(ctx, "layernorm", [n // d, d], lambda: approx.layernorm(sh), lambda: ln_ref(h),
-                      ln_ref(eh), h.size, repeats, layernorm_cost(d)))
+    rows.append(timed_case("layernorm", [n // d, d], lambda: approx.layernorm(sh), lambda: ln_ref(h),
+                      ln_ref(eh), h.size, layernorm_cost(d)))
 
     L = 128
     s = rng.normal(size=(n // L, L)) * 3
@@ -148,8 +175,8 @@ def run_functions(ctx, n: int, repeats: int) -> list:
         e = np.exp(v - v.max(-1, keepdims=True))
         return e / e.sum(-1, keepdims=True)
 
-    rows.append(_case(ctx, "softmax", [n // L, L], lambda: approx.softmax(ss_), lambda: sm_ref(s),
-                      sm_ref(es), s.size, repeats, softmax_cost(L)))
+    rows.append(timed_case("softmax", [n // L, L], lambda: approx.softmax(ss_), lambda: sm_ref(s),
+                      sm_ref(es), s.size, softmax_cost(L)))
     return rows
 
 
@@ -217,6 +244,7 @@ COLUMNS = [
     ("median_s", "median s", "{:.4f}"),
     ("ref_median_s", "float64 s", "{:.5f}"),
     ("ratio", "x float64", "{:.1f}"),
+    ("x_2relu", "x 2 ReLU", "{:.2f}"),
     ("rounds", "rounds", "{}"),
     ("bytes_per_elem_party", "B/elem/party", "{:.2f}"),
     ("declared_bytes_per_elem_party", "declared", "{:.2f}"),
