@@ -5,8 +5,9 @@
 One JSON object per case: op, shape, median_s (and min/max over repeats after
 a warm-up), ref_median_s (float64 numpy doing the same computation in the
 same run), ratio, for the nonlinear functions x_2relu (their time over twice
-ReLU's, the two timed in alternation), rounds, bytes_per_elem_party (max over servers; per server
-in bytes_per_elem_servers), declared cost and measured/declared, and
+ReLU's, the two timed in alternation), rounds, bytes_per_elem_party (max
+over servers; per server in bytes_per_elem_servers), declared cost and
+measured/declared, and
 max_abs_err against float64 on the encoded inputs.  A stress case runs
 truncations at values near the documented bound and counts failures.
 """
