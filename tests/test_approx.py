@@ -55,6 +55,20 @@ def test_rsqrt_relative_error_over_1e_minus_3_to_1e4():
     assert (np.abs(got - 1 / np.sqrt(xe)) * np.sqrt(xe)).max() <= approx.RSQRT_MAX_REL_ERR
 
 
+@pytest.mark.parametrize("frac_bits", [14, 17, 20])
+def test_rsqrt_at_other_formats_odd_ones_included(frac_bits):
+    """Other fixed-point formats, where an odd f puts sqrt 2 into the polynomial: the error
+    stays within the relative bound plus one ulp of the result, over [1e-3, 1e4] or as much
+    of it as the format holds (inputs below 2^(32 - f))."""
+    ctx = Context(EngineConfig(seed=5, frac_bits=frac_bits))
+    hi = min(1e4, 2.0 ** (32 - frac_bits) * 0.999)
+    x = np.concatenate([np.geomspace(1e-3, hi, 2000), [1.0, 2.0, 3.0, hi]])
+    xe = ctx.fixed.decode(ctx.fixed.encode(x))
+    got = approx.rsqrt(SharedTensor.from_client(ctx, x)).reveal("t")
+    want = 1 / np.sqrt(xe)
+    assert np.all(np.abs(got - want) <= approx.RSQRT_MAX_REL_ERR * want + ctx.fixed.ulp)
+
+
 def gelu_ref(x):
     return x * 0.5 * (1 + _erf(x / np.sqrt(2)))
 
