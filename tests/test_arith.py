@@ -141,3 +141,27 @@ def test_sum_of_products_is_exact_with_one_resharing(ctx, rng):
     assert m.cost.rounds == 2                      # the sum's one round, the reveal's one
     with pytest.raises(ValueError, match="pairs of"):
         mul_sum(ctx, [(t[0].shares, t[1].shares)])
+
+
+@given(st.integers(1, 700), st.integers(2, 4), st.integers(1, 30))
+def test_a_batch_of_truncated_products_is_one_round_pair_and_floor_or_floor_plus_one(n, pairs, m):
+    """mul_trunc_many: each pair's (x y) >> m is floor or floor + 1 of the exact product,
+    in the two rounds and the bytes of one mul_trunc over the whole batch (sizes that
+    do not divide into the rotation's thirds included)."""
+    from secptune.engine.protocols.trunc import mul_trunc, mul_trunc_many
+
+    rng = np.random.default_rng(n * 7 + pairs + m)
+    vals = rng.integers(-2**30, 2**30, size=(pairs, 2, n))
+    t = [(SharedTensor.from_client(CTX, a, fmt=None), SharedTensor.from_client(CTX, b, fmt=None)) for a, b in vals]
+    with CTX.chan.measure() as batch:
+        outs = mul_trunc_many(CTX, [(a.shares, b.shares) for a, b in t], m, "t")
+    for (a, b), out in zip(vals, outs):
+        got = exact_ints(out.sum(axis=0, dtype=np.uint64))
+        want = floor_div([int(p) * int(q) for p, q in zip(a, b)], m)
+        assert all(d in (0, 1) for d in (got - want).ravel())
+    whole = np.concatenate([v[0] for v in vals]), np.concatenate([v[1] for v in vals])
+    x, y = (SharedTensor.from_client(CTX, v, fmt=None) for v in whole)
+    with CTX.chan.measure() as single:
+        mul_trunc(CTX, x.shares, y.shares, m, "t")
+    assert batch.cost.rounds == single.cost.rounds == 2
+    assert batch.cost.bytes_sent == single.cost.bytes_sent
