@@ -154,12 +154,12 @@ class Scorer:
         if tune.head == "pair" and np.shape(ids)[0] % 2:
             raise ValueError(f"pair head: the input rows come in pairs, got {np.shape(ids)[0]} rows")
         word_ids = None
-        holds_ids = tune.mode == "plain" or ctx is None or ctx.chan.me in (None, CLIENT)
         if tune.head == "mlm":
             if params.mlm is None:
                 raise ValueError("the masked-LM head needs a checkpoint with one; this model has none "
                                  "(a sentence-embedding model: use the anchor or pair head)")
             # where the ids are real (not a server's placeholders): the mask token's position per row
+            holds_ids = tune.mode == "plain" or ctx is None or ctx.chan.me in (None, CLIENT)
             self.mask_pos = mask_positions(ids, self.mask, anchors.mask_id) if holds_ids else None
             word_ids = anchors.word_ids
             if tune.mode == "plain":
