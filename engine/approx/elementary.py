@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from ..kernels import elementwise
-from ..protocols.arith import _server_term, mul_ss, reshare
+from ..protocols.arith import _zero_shared_terms, mul_ss, reshare
 from ..protocols.boolean import highest_bit_position
 from ..protocols.compare import coarse, relu
 from ..protocols.trunc import mul_trunc
@@ -107,10 +107,8 @@ def _factor_products_all(pos, x, lb, lw, rb, rw, r, parts):
             e = j * n + i
             x0, x1, x2 = _factor_at(pos, lb[j], lw[j], x, i)
             y0, y1, y2 = _factor_at(pos, rb[j], rw[j], x, i)
-            r0, r1, r2 = r[0, e], r[1, e], r[2, e]
-            parts[0, e] = _server_term(0, x0, x1, x2, y0, y1, y2) + r0 - r1
-            parts[1, e] = _server_term(1, x0, x1, x2, y0, y1, y2) + r1 - r2
-            parts[2, e] = _server_term(2, x0, x1, x2, y0, y1, y2) + r2 - r0
+            parts[0, e], parts[1, e], parts[2, e] = _zero_shared_terms(x0, x1, x2, y0, y1, y2,
+                                                                       r[0, e], r[1, e], r[2, e])
 
 
 def _factor_products(ctx, pos: np.ndarray, x: np.ndarray, pairs: list, tag: str) -> list:

@@ -180,6 +180,15 @@ def _mul_roles(x, y, r, bounds, me, add, has_add, zero_sharing, parts):
             parts[j, i] = v
 
 
+@numba.njit(inline="always")
+def _zero_shared_terms(x0, x1, x2, y0, y1, y2, r0, r1, r2):
+    """The three servers' additive shares of x * y (``_server_term`` at constant s)
+    masked by the zero sharing r_s - r_{s+1}."""
+    return (_server_term(0, x0, x1, x2, y0, y1, y2) + r0 - r1,
+            _server_term(1, x0, x1, x2, y0, y1, y2) + r1 - r2,
+            _server_term(2, x0, x1, x2, y0, y1, y2) + r2 - r0)
+
+
 @elementwise()
 def _mul_all_servers(x, y, r, parts):
     """``_mul_roles`` for every server, no rotation, no addend, under the zero sharing
@@ -189,10 +198,8 @@ def _mul_all_servers(x, y, r, parts):
     for i in numba.prange(x.shape[1]):
         x0, x1, x2 = x[0, i], x[1, i], x[2, i]
         y0, y1, y2 = y[0, i], y[1, i], y[2, i]
-        r0, r1, r2 = r[0, i], r[1, i], r[2, i]
-        parts[0, i] = _server_term(0, x0, x1, x2, y0, y1, y2) + r0 - r1
-        parts[1, i] = _server_term(1, x0, x1, x2, y0, y1, y2) + r1 - r2
-        parts[2, i] = _server_term(2, x0, x1, x2, y0, y1, y2) + r2 - r0
+        parts[0, i], parts[1, i], parts[2, i] = _zero_shared_terms(x0, x1, x2, y0, y1, y2,
+                                                                   r[0, i], r[1, i], r[2, i])
 
 
 def components_flat(v: np.ndarray, shape: tuple) -> np.ndarray:
