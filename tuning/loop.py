@@ -173,13 +173,12 @@ class Scorer:
             self.ctx = ctx or Context(EngineConfig(seed=tune.engine_seed))
             self.weights = weights if weights is not None else E.share_weights(
                 self.ctx, params, private=tune.private_weights, word_ids=word_ids)
+            self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
             if tune.head == "mlm":
                 self.mlm = self.weights.mlm
                 if self.mlm is None or self.mlm.decoder_b.shape[-1] != len(word_ids):
                     raise ValueError("masked-LM head: the weights given carry no head cut to the label words "
                                      "(share them with share_weights(..., word_ids=...))")
-            self.x_shared = SharedTensor.from_client(self.ctx, self.x, name="examples")
-            if tune.head == "mlm":
                 # the mask's position can tell a text's length before it (a pair template's first
                 # sentence): the client shares each row's one-hot position, never the index
                 onehot = np.zeros(np.shape(ids), np.int64)
