@@ -118,7 +118,7 @@ def _against_relu(row: dict, fn, relu, repeats: int) -> dict:
 
 def run_functions(ctx, n: int, repeats: int) -> list:
     """The nonlinear functions on n elements each, inputs spread over their domains; each
-    also timed in alternation with ReLU on 10^6 (``_against_relu``)."""
+    also timed in alternation with ReLU on n elements (``_against_relu``)."""
     fx = ctx.fixed
     rng = np.random.default_rng(1)
     enc = lambda v: fx.decode(fx.encode(v))  # noqa: E731
@@ -137,26 +137,26 @@ def run_functions(ctx, n: int, repeats: int) -> list:
     x = np.exp(rng.uniform(np.log(1e-3), np.log(1e4), size=n))
     sx, ex = SharedTensor.from_client(ctx, x), enc(x)
     rows.append(timed_case("reciprocal", [n], lambda: approx.reciprocal(sx, extra_bits=approx.RECIPROCAL_EXTRA_BITS),
-                      lambda: 1.0 / x, 1.0 / ex, n, "reciprocal", rel=True))
+                           lambda: 1.0 / x, 1.0 / ex, n, "reciprocal", rel=True))
     rows.append(timed_case("rsqrt", [n], lambda: approx.rsqrt(sx), lambda: 1.0 / np.sqrt(x), 1.0 / np.sqrt(ex),
-                      n, "rsqrt", rel=True))
+                           n, "rsqrt", rel=True))
 
     x = rng.normal(size=n) * 3
     sx, ex = SharedTensor.from_client(ctx, x), enc(x)
     gelu = lambda v: v * 0.5 * (1 + erf_v(v / np.sqrt(2)))  # noqa: E731
     rows.append(timed_case("gelu", [n], lambda: approx.gelu(sx), lambda: x * 0.5 * (1 + np.tanh(x)),
-                      gelu(ex), n, "gelu"))
+                           gelu(ex), n, "gelu"))
     rows.append(timed_case("gelu_coarse", [n], lambda: approx.gelu(sx, coarse=True),
-                      lambda: x * 0.5 * (1 + np.tanh(x)), gelu(ex), n, "gelu_coarse"))
+                           lambda: x * 0.5 * (1 + np.tanh(x)), gelu(ex), n, "gelu_coarse"))
     xp = np.clip(x, -approx.GELU_POLY_RANGE, approx.GELU_POLY_RANGE)
     sp, ep = SharedTensor.from_client(ctx, xp), enc(xp)
     rows.append(timed_case("gelu_poly", [n], lambda: approx.gelu_poly(sp), lambda: xp * 0.5 * (1 + np.tanh(xp)),
-                      gelu(ep), n, "gelu_poly"))
+                           gelu(ep), n, "gelu_poly"))
 
     u = rng.uniform(-4, 4, size=n)
     su, eu = SharedTensor.from_client(ctx, u), enc(u)
     rows.append(timed_case("cos", [n], lambda: approx.cos(su), lambda: np.cos(2 * np.pi * u),
-                      np.cos(2 * np.pi * eu), n, "cos"))
+                           np.cos(2 * np.pi * eu), n, "cos"))
 
     d = 768
     h = rng.normal(size=(n // d, d)) * 2 + rng.normal(size=(n // d, 1))
@@ -166,7 +166,7 @@ def run_functions(ctx, n: int, repeats: int) -> list:
         return (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-12)
 
     rows.append(timed_case("layernorm", [n // d, d], lambda: approx.layernorm(sh), lambda: ln_ref(h),
-                      ln_ref(eh), h.size, layernorm_cost(d)))
+                           ln_ref(eh), h.size, layernorm_cost(d)))
 
     L = 128
     s = rng.normal(size=(n // L, L)) * 3
@@ -177,7 +177,7 @@ def run_functions(ctx, n: int, repeats: int) -> list:
         return e / e.sum(-1, keepdims=True)
 
     rows.append(timed_case("softmax", [n // L, L], lambda: approx.softmax(ss_), lambda: sm_ref(s),
-                      sm_ref(es), s.size, softmax_cost(L)))
+                           sm_ref(es), s.size, softmax_cost(L)))
     return rows
 
 
