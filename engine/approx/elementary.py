@@ -14,8 +14,8 @@ import numpy as np
 
 from ..kernels import elementwise
 from ..protocols.arith import _zero_shared_terms, mul_ss, reshare
-from ..protocols.boolean import highest_bit_position
-from ..protocols.compare import coarse, relu
+from ..protocols.boolean import bit_to_arith, highest_bit_position, msb_bool
+from ..protocols.compare import coarse
 from ..protocols.trunc import mul_trunc
 from ..ring import _U, const
 from . import coeffs, fit
@@ -24,7 +24,7 @@ from .poly import evaluate
 # ----------------------------------------------------------------------------
 # exp
 
-EXP_LO = fit.EXP_LO            # inputs below are clamped here (e^-16 = 1.1e-7 < 1 ulp at f = 18)
+EXP_LO = fit.EXP_LO            # inputs below give 0 (e^-16 = 1.1e-7 < 1 ulp at f = 18)
 EXP_HI = fit.EXP_HI            # domain upper end
 EXP_REL_FLOOR = 2.0**-6        # below this output the fixed-point ulp dominates the relative error
 EXP_MAX_REL_ERR = 5e-4         # relative error for outputs >= EXP_REL_FLOOR on [EXP_LO, EXP_HI] (f = 18; measured 2.4e-4)
@@ -34,7 +34,7 @@ EXP_GUARD_BITS = 8             # extra fractional bits of p and the squarings (e
 
 
 def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.ndarray:
-    """e^x for EXP_MIN_INPUT <= x <= EXP_HI (inputs below EXP_LO give e^EXP_LO ~ 0).
+    """e^x for EXP_MIN_INPUT <= x <= EXP_HI (inputs below EXP_LO give 0).
 
     e^x = p(x / 8)^8: a degree-5 polynomial fitted on z = x / 8 in [-2, 0.5] to
     the errors promised here, carried back through the squarings (``fit.py``:
@@ -42,19 +42,24 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
     absolute for x <= 0; ``poly.evaluate``: three products), then three
     squarings; p and the squarings carry EXP_GUARD_BITS more fractional bits,
     so that their rounding, which the squarings double, stays small.
-    ``clamp`` computes max(x, EXP_LO) first by a ReLU on a coarse comparison
-    (``compare.coarse``: inputs within 1/4 above EXP_LO may become EXP_LO,
-    below one ulp of the result either way), which sets EXP_MIN_INPUT;
-    callers that guarantee x >= EXP_LO may skip it.
-    Cost: clamp 6 rounds + polynomial 6 + squarings 6 = 18 rounds.
+    ``clamp`` multiplies the result by keep = [x >= EXP_LO], from a coarse
+    comparison (``compare.coarse``: inputs within 1/4 above EXP_LO may give 0,
+    below one ulp of the result either way), which sets EXP_MIN_INPUT.  Below
+    EXP_LO the polynomial and the squarings run outside their range and
+    compute garbage (their truncations may wrap), which the integer product
+    by keep = 0 makes exactly 0; the comparison runs on x - EXP_LO without
+    forming it (``msb_bool``'s offsets).  Callers that guarantee x >= EXP_LO
+    may skip the clamp.
+    Cost: comparison 5 rounds + polynomial 6 + squarings 6 + selection 1 =
+    18 rounds (the comparison's rounds are independent of the polynomial's).
     """
+    keep = None
     if clamp:
-        lo = const(round(EXP_LO * 2**f))            # public: on component 0 only
+        flat = np.ascontiguousarray(x.reshape(3, -1))
         width, shift = coarse(f)
-        d = x.copy()
-        d[0] -= lo
-        x = relu(ctx, d, f"{tag}/clamp", width, shift)
-        x[0] += lo
+        below = msb_bool(ctx, flat, f"{tag}/clamp", width, shift, offsets=[const(round(EXP_LO * 2**f))])
+        below[0] ^= np.uint8(1)                                       # keep = 1 ^ [x < EXP_LO], local
+        keep = bit_to_arith(ctx, below, f"{tag}/clamp").reshape(x.shape)
     k = 2**fit.EXP_SQUARINGS
     c = [ck / k**j for j, ck in enumerate(coeffs.EXP_POLY)]
     g = EXP_GUARD_BITS
@@ -63,7 +68,7 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
     for i in range(fit.EXP_SQUARINGS):
         last = i == fit.EXP_SQUARINGS - 1
         y = mul_trunc(ctx, y, y, f + g + (g if last else 0), f"{tag}/square{i}")
-    return y
+    return y if keep is None else mul_ss(ctx, keep, y, f"{tag}/clamp-select")
 
 
 # ----------------------------------------------------------------------------

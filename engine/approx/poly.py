@@ -13,8 +13,8 @@ import numba
 import numpy as np
 
 from ..kernels import elementwise
-from ..protocols.arith import mul_ss
-from ..protocols.trunc import mul_trunc, mul_trunc_many, trunc
+from ..protocols.arith import _server_term, mul_ss
+from ..protocols.trunc import _truncated_into, mul_trunc, mul_trunc_formed, mul_trunc_many, trunc
 from ..ring import const
 
 
@@ -101,39 +101,93 @@ def combine(ctx, pw: dict, coeffs, f: int, bound: float, tag: str, extra=None, o
     return out
 
 
+@numba.njit(inline="always")
+def _split_at(p1, p2, p3, p4, pe, ch, cl, ce, f, j, i):
+    """Component j of element i of H = ch[0] (component 0) + sum_k ch[k] p_k and of
+    L = (sum_k cl[k] p_k) << f + ce pe, k = 1..4 (unused powers carry coefficient 0)."""
+    a, b, c, d = p1[j, i], p2[j, i], p3[j, i], p4[j, i]
+    h = ch[1] * a + ch[2] * b + ch[3] * c + ch[4] * d
+    if j == 0:
+        h += ch[0]
+    return h, ((cl[1] * a + cl[2] * b + cl[3] * c + cl[4] * d) << np.uint64(f)) + ce * pe[j, i]
+
+
 @elementwise(0)
-def _split_terms(p1, p2, p3, p4, ch, cl, f, high, low):
-    """H = ch[0] (component 0) + sum_k ch[k] p_k and L = (sum_k cl[k] p_k) << f over
-    [3, n] share arrays, k = 1..4 (unused powers carry coefficient 0), in one pass."""
-    sh = np.uint64(f)
+def _split_terms(p1, p2, p3, p4, pe, ch, cl, ce, f, high, low):
+    """H and L (``_split_at``) over [3, n] share arrays, in one pass."""
     for i in numba.prange(high.shape[1]):
         for j in range(3):
-            a, b, c, d = p1[j, i], p2[j, i], p3[j, i], p4[j, i]
-            h = ch[1] * a + ch[2] * b + ch[3] * c + ch[4] * d
-            high[j, i] = h + ch[0] if j == 0 else h
-            low[j, i] = (cl[1] * a + cl[2] * b + cl[3] * c + cl[4] * d) << sh
+            high[j, i], low[j, i] = _split_at(p1, p2, p3, p4, pe, ch, cl, ce, f, j, i)
 
 
-def _split_parts(pw: dict, a: list, m: int, S: int, r: int, f: int) -> tuple:
-    """H = sum_{k <= d - m} a_{m+k} u^k at scale S + f (S - r for the coefficients,
-    the u^0 term on component 0) and L - a_0 = sum_{0 < k < m} a_k u^k at scale
-    S + F + f (coefficients at S, shifted by f), local: one pass (``_split_terms``)
-    for m <= 4 (degree 8 and below), else one per power (``_linear``)."""
-    d = len(a) - 1
-    if m > 4:
-        high = _linear(pw, a[m:], S - r)
-        high[0] += const(round(a[m] * 2.0 ** (S + f)))
-        return high, _linear(pw, [0.0] + a[1:m], S) << np.uint64(f)
+@elementwise(5)
+def _split_product_all(cuts, p1, p2, p3, p4, y, pe, ch, cl, ce, f, cm, ra, rb, a0, b0, rho, sigma, m, out):
+    """u^m H + L (+ ce pe) truncated by m, every server and role in one pass (the
+    in-process simulation): H and L formed per element (``_split_at``), the three
+    servers' product terms with y = u^m, the truncation (``trunc._truncated_into``),
+    nothing written out but the result."""
+    for e in numba.prange(y.shape[1]):
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        x0, l0 = _split_at(p1, p2, p3, p4, pe, ch, cl, ce, f, 0, e)
+        x1, l1 = _split_at(p1, p2, p3, p4, pe, ch, cl, ce, f, 1, e)
+        x2, l2 = _split_at(p1, p2, p3, p4, pe, ch, cl, ce, f, 2, e)
+        y0, y1, y2 = y[0, e], y[1, e], y[2, e]
+        _truncated_into(out, e, k, _server_term(0, x0, x1, x2, y0, y1, y2) + l0,
+                        _server_term(1, x0, x1, x2, y0, y1, y2) + l1,
+                        _server_term(2, x0, x1, x2, y0, y1, y2) + l2,
+                        cm[e], ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
+
+
+def _split_inputs(pw: dict, a: list, m: int, S: int, r: int, f: int, extra) -> tuple:
+    """The arguments of ``_split_at`` for m <= 4: the powers u^1..u^4 as [3, n] (those
+    above m with weight 0), the addend pe, H's coefficients ch at scale S - r (its u^0
+    term at S + f, on component 0), L - a_0's cl at scale S, and the addend's weight ce
+    (extra = (shares at scale f, weight, bound), or none: weight 0)."""
     ch, cl = np.zeros(5, np.uint64), np.zeros(5, np.uint64)
     ch[0] = const(round(a[m] * 2.0 ** (S + f)))
-    for k in range(1, d - m + 1):
+    for k in range(1, len(a) - m):
         ch[k] = const(round(a[m + k] * 2.0 ** (S - r)))
     for k in range(1, m):
         cl[k] = const(round(a[k] * 2.0 ** S))
-    flat = [pw[min(k, m)].reshape(3, -1) for k in range(1, 5)]     # powers above m: weight 0
+    flat = [np.ascontiguousarray(pw[min(k, m)].reshape(3, -1)) for k in range(1, 5)]
+    pe, ce = flat[0], np.uint64(0)
+    if extra is not None:
+        shares, weight, _ = extra
+        pe, ce = np.ascontiguousarray(shares.reshape(3, -1)), const(round(weight * 2.0 ** (S + f + r)))
+    return flat, pe, ch, cl, ce
+
+
+def _split_parts(pw: dict, a: list, m: int, S: int, r: int, f: int, extra) -> tuple:
+    """H = sum_{k <= d - m} a_{m+k} u^k at scale S + f (S - r for the coefficients,
+    the u^0 term on component 0) and L - a_0 = sum_{0 < k < m} a_k u^k, plus
+    ``extra``, at scale S + F + f (coefficients at S, shifted by f), local: one
+    pass (``_split_terms``) for m <= 4 (degree 8 and below), else one per power
+    (``_linear``)."""
+    if m > 4:
+        high = _linear(pw, a[m:], S - r)
+        high[0] += const(round(a[m] * 2.0 ** (S + f)))
+        low = _linear(pw, [0.0] + a[1:m], S) << np.uint64(f)
+        if extra is not None:
+            shares, weight, _ = extra
+            low += shares * const(round(weight * 2.0 ** (S + f + r)))
+        return high, low
+    flat, pe, ch, cl, ce = _split_inputs(pw, a, m, S, r, f, extra)
     high, low = (np.empty((3, flat[0].shape[1]), np.uint64) for _ in range(2))
-    _split_terms(*flat, ch, cl, f, high, low)
+    _split_terms(*flat, pe, ch, cl, ce, f, high, low)
     return high.reshape(pw[1].shape), low.reshape(pw[1].shape)
+
+
+def _split_product(ctx, pw: dict, a: list, m: int, S: int, r: int, f: int, extra, shift: int,
+                   tag: str) -> np.ndarray:
+    """(u^m H + L + extra) >> shift in one process, H and L formed inside the product
+    kernel (``_split_product_all``; m <= 4) instead of written out by ``_split_parts``
+    and read back by ``mul_trunc``: the same draws, messages and values."""
+    flat, pe, ch, cl, ce = _split_inputs(pw, a, m, S, r, f, extra)
+
+    def fill(cuts, mask, draws, out):
+        _split_product_all(cuts, *flat, flat[m - 1], pe, ch, cl, ce, f, mask, *draws, shift, out)
+
+    return mul_trunc_formed(ctx, flat[0].shape[1], shift, f"{tag}/poly", fill).reshape(pw[1].shape)
 
 
 SPLIT_MIN_BITS = 16
@@ -192,10 +246,10 @@ def evaluate(ctx, x: np.ndarray, coeffs, f: int, domain: tuple, tag: str, extra=
                        out_bits)
     pw = powers(ctx, x, m, F, tag)                         # u^k at scale F
 
-    high, low = _split_parts(pw, a, m, S, r, f)            # H at scale S + f, L - a_0 at S + F + f
-    if extra is not None:
-        shares, weight, _ = extra                          # at scale f
-        low += shares * const(round(weight * 2.0 ** (S + F)))
-    out = mul_trunc(ctx, high, pw[m], S + F - out_bits, f"{tag}/poly", add=low)
+    if ctx.chan.simulated() and m <= 4:                    # H, L and extra formed in the product kernel
+        out = _split_product(ctx, pw, a, m, S, r, f, extra, S + F - out_bits, tag)
+    else:
+        high, low = _split_parts(pw, a, m, S, r, f, extra)  # H at scale S + f, L - a_0 + extra at S + F + f
+        out = mul_trunc(ctx, high, pw[m], S + F - out_bits, f"{tag}/poly", add=low)
     out[0] += const(round(coeffs[0] * 2.0 ** (f + out_bits)))
     return out

@@ -142,27 +142,36 @@ def _all_roles(cuts, A, B, C, has_c, cm, has_cm, ra, rb, a0, b0, rho, sigma, m, 
         out[(k + 2) % 3, e] = sigma[e]
 
 
+@numba.njit(inline="always")
+def _truncated_into(out, e, k, t0, t1, t2, cm, ra, rb, a0, b0, rho, sigma, m):
+    """Element e (in chunk k) of the truncation of t0 + t1 + t2, server s's additive
+    share in t_s (role j of chunk k is server j + k; role 2's part masked here by
+    cm, which joins the helper's mask), into the real components out[:, e]: the
+    arithmetic of ``_all_roles`` without the parts written out."""
+    t = (t0, t1, t2)
+    A = t[k]
+    B = t[(k + 1) % 3]
+    C = t[(k + 2) % 3] + cm
+    out[k, e] = rho
+    out[(k + 1) % 3, e] = _reshared_sum(A, B, C, ra + rb + cm, ra, rb, a0, b0, rho, sigma, m)
+    out[(k + 2) % 3, e] = sigma
+
+
 @elementwise(1)
 def _products_all_roles(cuts, x, y, add, has_add, cm, ra, rb, a0, b0, rho, sigma, m, out):
     """``mul_trunc`` for one element in one pass (the in-process simulation): the
-    three servers' product terms (``arith.masked_products``: role j of chunk k is
-    server j + k, plus its component of ``add``, role 2's masked by cm), then the
-    truncation (``_all_roles``), without writing the parts out."""
+    three servers' product terms (``arith.masked_products``, plus their components
+    of ``add``), then the truncation (``_truncated_into``)."""
     for e in numba.prange(x.shape[1]):
         k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
         x0, x1, x2 = x[0, e], x[1, e], x[2, e]
         y0, y1, y2 = y[0, e], y[1, e], y[2, e]
-        t = (_server_term(0, x0, x1, x2, y0, y1, y2), _server_term(1, x0, x1, x2, y0, y1, y2),
-             _server_term(2, x0, x1, x2, y0, y1, y2))
+        t0 = _server_term(0, x0, x1, x2, y0, y1, y2)
+        t1 = _server_term(1, x0, x1, x2, y0, y1, y2)
+        t2 = _server_term(2, x0, x1, x2, y0, y1, y2)
         if has_add:
-            t = (t[0] + add[0, e], t[1] + add[1, e], t[2] + add[2, e])
-        A = t[k]
-        B = t[(k + 1) % 3]
-        C = t[(k + 2) % 3] + cm[e]
-        r = ra[e] + rb[e] + cm[e]
-        out[k, e] = rho[e]
-        out[(k + 1) % 3, e] = _reshared_sum(A, B, C, r, ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
-        out[(k + 2) % 3, e] = sigma[e]
+            t0, t1, t2 = t0 + add[0, e], t1 + add[1, e], t2 + add[2, e]
+        _truncated_into(out, e, k, t0, t1, t2, cm[e], ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
 
 
 def _draws(ctx, rot: Rotation, m: int, tag: str, k=None) -> tuple:
@@ -306,27 +315,41 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
     return trunc_roles(ctx, rot, parts[0], parts[1], parts[2], m, tag, C_mask=mask).reshape((3,) + shape)
 
 
+def mul_trunc_formed(ctx, n: int, m: int, tag: str, fill) -> np.ndarray:
+    """The one-process path (``Channel.simulated``) of n truncated products whose
+    operands a kernel forms as it goes: the draws of ``mul_trunc`` on n elements,
+    in its order (role 2's mask, then ``_draws``); ``fill(cuts, mask, draws, out)``
+    writes the real components out [3, n] (``_truncated_into`` per element); the
+    messages counted as ``mul_trunc``'s.  Returns out."""
+    if not ctx.chan.simulated():
+        raise ValueError(f"{tag}: operands formed inside the kernel need the one-process channel")
+    rot = Rotation(n)
+    mask = rot.draw_own(ctx.rand, 2)
+    draws = _draws(ctx, rot, m, tag)
+    out = np.empty((3, n), np.uint64)
+    fill(rot.cuts, mask, draws, out)
+    _count(ctx, rot, (n,), True, tag)
+    return out
+
+
 def _mul_trunc_simulated(ctx, pairs: list, shape: tuple, m: int, tag: str, add=None) -> np.ndarray:
     """One process plays every role and nobody taps: the products of ``pairs`` (each
     broadcast to ``shape``, pair j at elements j n .. (j + 1) n of one batch) and the
-    truncation in one pass, the parts never written out; the draws those of
-    ``masked_products`` and ``trunc_roles`` on the whole batch, in the same order.
+    truncation in one pass, the parts never written out (``mul_trunc_formed``).
     Returns [3, len(pairs) n]."""
     if add is not None and len(pairs) > 1:
         raise ValueError(f"{tag}: an addend goes with a single product, not a batch of {len(pairs)}")
     n = int(np.prod(shape, dtype=np.int64))
-    rot = Rotation(n * len(pairs))
-    mask = rot.draw_own(ctx.rand, 2)
-    draws = _draws(ctx, rot, m, tag)
-    out = np.empty((3, rot.n), np.uint64)
-    for j, (a, b) in enumerate(pairs):     # pair j: elements j n .. (j + 1) n of the batch, in place
-        at = slice(j * n, (j + 1) * n)
-        xa = components_flat(a, shape)
-        _products_all_roles(np.clip(rot.cuts - j * n, 0, n), xa, components_flat(b, shape),
-                            xa if add is None else components_flat(add, shape), add is not None, mask[at],
-                            *(v[at] for v in draws), m, out[:, at])
-    _count(ctx, rot, (rot.n,), True, tag)
-    return out
+
+    def fill(cuts, mask, draws, out):
+        for j, (a, b) in enumerate(pairs):     # pair j: elements j n .. (j + 1) n of the batch, in place
+            at = slice(j * n, (j + 1) * n)
+            xa = components_flat(a, shape)
+            _products_all_roles(np.clip(cuts - j * n, 0, n), xa, components_flat(b, shape),
+                                xa if add is None else components_flat(add, shape), add is not None,
+                                mask[at], *(v[at] for v in draws), m, out[:, at])
+
+    return mul_trunc_formed(ctx, n * len(pairs), m, tag, fill)
 
 
 def mul_trunc_many(ctx, pairs: list, m: int, tag: str = "mul") -> list:
