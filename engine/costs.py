@@ -62,7 +62,8 @@ _RELU16 = _MSB16 + 8
 # position's bits to arithmetic (all five, or four).
 _HBIT_BOOL = (8 + 4 + 4) / 3 + 4 * 8 + 4 + 5 * 4
 _HBIT = _HBIT_BOOL + 5 * _B2A
-# exp: clamp (coarse comparison, bit to arithmetic, integer product), polynomial u^2 | u^3 | u^3 H + L (three products), three squarings
+# exp: clamp (coarse comparison, bit to arithmetic, integer product), polynomial
+# u^2 | u^3 | u^3 H + L (three products), three squarings
 _EXP = _RELU16 + 3 * _MUL + 3 * _MUL
 _EXP_ROUNDS = 6 + 6 + 6
 # reciprocal: position, integer products (3, 1, 1), the mantissa (one fused product),
