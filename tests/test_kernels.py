@@ -109,3 +109,26 @@ def test_the_one_pass_and_role_by_role_paths_agree_on_the_parallel_kernels():
     with stepped.chan.tap(1):
         b = run(stepped)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 23, 100, 1001, 3 * 8 * 37 + 5])
+def test_the_sixteen_bit_first_level_eight_at_a_time_equals_the_element_wise_kernel(n):
+    """``_first_level16_all`` packs eight elements' bytes per word; groups that straddle a
+    chunk boundary and the last n mod 8 elements go element by element.  Every word
+    must equal ``_first_level_all``'s, in both compilations."""
+    from secptune.engine.protocols.boolean import _first_level16_all, _first_level_all
+    from secptune.engine.protocols.roles import Rotation
+
+    rng = np.random.default_rng(n)
+    cuts = Rotation(n).cuts
+    a, y = (rng.integers(0, 2**16, n).astype(np.uint16) for _ in range(2))
+    F0, F1 = (rng.integers(0, 256, (n, 3)).astype(np.uint8) for _ in range(2))
+    t0, t1 = (rng.integers(0, 2, n).astype(np.uint8) for _ in range(2))
+    mask = rng.integers(0, 256, (n, 4)).astype(np.uint8)
+    want = [np.full((3, n), 7, np.uint8) for _ in range(3)]
+    _first_level_all.serial(cuts, a, y, F0, F1, t0, t1, mask, 16, *want)
+    for kern in (_first_level16_all.serial, _first_level16_all.parallel):
+        got = [np.full((3, n), 7, np.uint8) for _ in range(3)]
+        kern(cuts, a, y, F0, F1, t0, t1, mask, *got)
+        for w, g in zip(want, got):
+            assert np.array_equal(w, g)

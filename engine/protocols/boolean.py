@@ -209,29 +209,133 @@ def _adder_inputs(x, cuts, c, lo, a, y, shift, mask):
         y[e] = (vy >> _U(shift)) & mask
 
 
+@numba.njit(inline="always")
+def _first_level_terms(h, l_, hl, yh, yl, yhl, f0h, f0l, f0hl, f1h, f1l, f1hl, m0, m1, m2, m3):
+    """The three real components' level-1 (G, P) of one element (or of eight, bytes of
+    64-bit words): role 2's term (F0), role 1's (F1) and that of roles 1 and 2 (role 0's
+    third components F2 = (h, l, hl) ^ F0 ^ F1), masked as ``_cross`` masks them."""
+    g0, p0 = _gp_terms(f0h, f0l, f0hl, yh, yl, yhl)
+    g1, p1 = _gp_terms(f1h, f1l, f1hl, yh, yl, yhl)
+    g2, p2 = _gp_terms(h ^ f0h ^ f1h, l_ ^ f0l ^ f1l, hl ^ f0hl ^ f1hl, yh, yl, yhl)
+    return g0 ^ m0, p0 ^ m2, g1 ^ m1, p1 ^ m3, g2 ^ m0 ^ m1, p2 ^ m2 ^ m3 ^ yhl
+
+
+@numba.njit(inline="always")
+def _first_level_at(i, k, a, y, F0, F1, t0, t1, mask, width, G, P, top):
+    """``_first_level_all``'s steps for element i of chunk k."""
+    tb = _U(width - 1)
+    h, l_, hl = _pair_bits(a[i], width)
+    yh, yl, yhl = _pair_bits(y[i], width)
+    c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
+    G[c0, i], P[c0, i], G[c1, i], P[c1, i], G[c2, i], P[c2, i] = _first_level_terms(
+        h, l_, hl, yh, yl, yhl, F0[i, 0], F0[i, 1], F0[i, 2], F1[i, 0], F1[i, 1], F1[i, 2],
+        mask[i, 0], mask[i, 1], mask[i, 2], mask[i, 3])
+    top[c0, i] = t0[i]
+    top[c1, i] = t1[i]
+    top[c2, i] = np.uint8((a[i] >> tb) & _U(1)) ^ t0[i] ^ t1[i] ^ np.uint8((y[i] >> tb) & _U(1))
+
+
 @elementwise(1)
 def _first_level_all(cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top):
     """Every role's steps of ``_msb_first_level`` for one element in one pass (the
     in-process simulation): ``_role0_share`` and the three ``_cross`` terms, written
     in the real layout (role component j of chunk k is real component j + k)."""
-    tb = _U(width - 1)
     for i in numba.prange(a.size):
+        _first_level_at(i, 0 if i < cuts[1] else (1 if i < cuts[2] else 2), a, y, F0, F1, t0, t1, mask, width,
+                        G, P, top)
+
+
+# eight elements of a 16-bit adder at once: their bytes in one word
+
+@numba.njit(inline="always")
+def _bytes8(v, i, col):
+    """v[i .. i + 8, col] (v uint8 [n, c]) as one word, element i in the low byte."""
+    w = _U(0)
+    for j in range(8):
+        w |= _U(v[i + j, col]) << _U(8 * j)
+    return w
+
+
+@numba.njit(inline="always")
+def _flat_bytes8(v, i):
+    """v[i .. i + 8] (v uint8 [n]) as one word, element i in the low byte."""
+    w = _U(0)
+    for j in range(8):
+        w |= _U(v[i + j]) << _U(8 * j)
+    return w
+
+
+@numba.njit(inline="always")
+def _put8(out, row, i, w):
+    """The eight bytes of w into out[row, i .. i + 8] (out uint8 [r, n])."""
+    for j in range(8):
+        out[row, i + j] = np.uint8((w >> _U(8 * j)) & _U(0xFF))
+
+
+@numba.njit(inline="always")
+def _lane_bytes(x):
+    """The low bytes of the four 16-bit lanes of x packed into its low 32 bits."""
+    x = (x | (x >> _U(8))) & _U(0x0000FFFF0000FFFF)
+    return (x | (x >> _U(16))) & _U(0xFFFFFFFF)
+
+
+@numba.njit(inline="always")
+def _pair_bits16x4(w):
+    """``_pair_bits`` of the four 16-bit words in the lanes of w, and their top bits, as
+    bytes in the low 32 bits (the even-bit steps stay inside the lanes: each mask
+    clears what a shift moves across a lane boundary)."""
+    l_in = (w << _U(1)) & _U(0xFFFEFFFEFFFEFFFE)
+    h = w & _U(0x5555555555555555)
+    l_ = l_in & _U(0x5555555555555555)
+    for s, m in ((1, 0x3333333333333333), (2, 0x0F0F0F0F0F0F0F0F), (4, 0x00FF00FF00FF00FF)):
+        h = (h | (h >> _U(s))) & _U(m)
+        l_ = (l_ | (l_ >> _U(s))) & _U(m)
+    h, l_ = _lane_bytes(h), _lane_bytes(l_)
+    return h, l_, h & l_, _lane_bytes((w >> _U(15)) & _U(0x0001000100010001))
+
+
+@numba.njit(inline="always")
+def _pair_bits16x8(v, i):
+    """(h, l, h & l, top bit) of the 16-bit words v[i .. i + 8], one byte per element."""
+    w0 = _U(v[i]) | (_U(v[i + 1]) << _U(16)) | (_U(v[i + 2]) << _U(32)) | (_U(v[i + 3]) << _U(48))
+    w1 = _U(v[i + 4]) | (_U(v[i + 5]) << _U(16)) | (_U(v[i + 6]) << _U(32)) | (_U(v[i + 7]) << _U(48))
+    h0, l0, hl0, t0 = _pair_bits16x4(w0)
+    h1, l1, hl1, t1 = _pair_bits16x4(w1)
+    return h0 | (h1 << _U(32)), l0 | (l1 << _U(32)), hl0 | (hl1 << _U(32)), t0 | (t1 << _U(32))
+
+
+@elementwise(1)
+def _first_level16_all(cuts, a, y, F0, F1, t0, t1, mask, G, P, top):
+    """``_first_level_all`` for a 16-bit adder (byte-wide (G, P) words), eight elements
+    of one chunk per step as the bytes of 64-bit words (every step is bitwise, so
+    the bytes never mix): 2.5x faster at 10^6.  Groups of eight that straddle a
+    chunk boundary, and the last n mod 8 elements, go element by element."""
+    n = a.size
+    for g in numba.prange((n + 7) // 8):
+        i = 8 * g
         k = 0 if i < cuts[1] else (1 if i < cuts[2] else 2)
-        h, l_, hl = _pair_bits(a[i], width)
-        yh, yl, yhl = _pair_bits(y[i], width)
-        f2h = h ^ F0[i, 0] ^ F1[i, 0]
-        f2l = l_ ^ F0[i, 1] ^ F1[i, 1]
-        f2hl = hl ^ F0[i, 2] ^ F1[i, 2]
+        if i + 8 > cuts[k + 1]:
+            for e in range(i, min(i + 8, n)):
+                _first_level_at(e, 0 if e < cuts[1] else (1 if e < cuts[2] else 2), a, y, F0, F1, t0, t1, mask,
+                                16, G, P, top)
+            continue
+        h, l_, hl, at = _pair_bits16x8(a, i)
+        yh, yl, yhl, yt = _pair_bits16x8(y, i)
         c0, c1, c2 = k, (k + 1) % 3, (k + 2) % 3
-        g, p = _gp_terms(F0[i, 0], F0[i, 1], F0[i, 2], yh, yl, yhl)                          # role 2's term
-        G[c0, i], P[c0, i] = g ^ mask[i, 0], p ^ mask[i, 2]
-        g, p = _gp_terms(F1[i, 0], F1[i, 1], F1[i, 2], yh, yl, yhl)                          # role 1's term
-        G[c1, i], P[c1, i] = g ^ mask[i, 1], p ^ mask[i, 3]
-        g, p = _gp_terms(f2h, f2l, f2hl, yh, yl, yhl)                                         # roles 1 and 2
-        G[c2, i], P[c2, i] = g ^ mask[i, 0] ^ mask[i, 1], p ^ mask[i, 2] ^ mask[i, 3] ^ yhl
-        top[c0, i] = t0[i]
-        top[c1, i] = t1[i]
-        top[c2, i] = np.uint8((a[i] >> tb) & _U(1)) ^ t0[i] ^ t1[i] ^ np.uint8((y[i] >> tb) & _U(1))
+        terms = _first_level_terms(h, l_, hl, yh, yl, yhl,
+                                   _bytes8(F0, i, 0), _bytes8(F0, i, 1), _bytes8(F0, i, 2),
+                                   _bytes8(F1, i, 0), _bytes8(F1, i, 1), _bytes8(F1, i, 2),
+                                   _bytes8(mask, i, 0), _bytes8(mask, i, 1), _bytes8(mask, i, 2), _bytes8(mask, i, 3))
+        _put8(G, c0, i, terms[0])
+        _put8(P, c0, i, terms[1])
+        _put8(G, c1, i, terms[2])
+        _put8(P, c1, i, terms[3])
+        _put8(G, c2, i, terms[4])
+        _put8(P, c2, i, terms[5])
+        T0, T1 = _flat_bytes8(t0, i), _flat_bytes8(t1, i)
+        _put8(top, c0, i, T0)
+        _put8(top, c1, i, T1)
+        _put8(top, c2, i, at ^ T0 ^ T1 ^ yt)
 
 
 def _share_sends(F2, gp1, gp0, t2) -> list:
@@ -257,7 +361,10 @@ def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: in
         # one process plays every role, nobody taps: one pass, the messages only counted
         G, P = np.empty((3, n), half), np.empty((3, n), half)
         top = np.empty((3, n), np.uint8)
-        _first_level_all(rot.cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top)
+        if width == 16:
+            _first_level16_all(rot.cuts, a, y, F0, F1, t0, t1, mask, G, P, top)
+        else:
+            _first_level_all(rot.cuts, a, y, F0, F1, t0, t1, mask, width, G, P, top)
         pair = placeholder((n, 2), half)
         rot.exchange(ctx.chan, _share_sends(placeholder((n, 3), half), pair, pair, placeholder((n,), np.uint8)),
                      tag=f"{tag}/msb-share")
