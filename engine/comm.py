@@ -58,8 +58,11 @@ def pack_bits(v: np.ndarray, bits: int) -> np.ndarray:
     """Wire encoding of uint8 values below 2^bits (bits in 1, 2, 4): 8 // bits per byte."""
     if bits not in (1, 2, 4):
         raise ValueError(f"pack_bits: bits must be 1, 2 or 4, got {bits}")
+    size = -(-np.size(v) // (8 // bits))
+    if _is_placeholder(v):                  # counted, never read: no bytes to pack
+        return placeholder((size,), np.uint8)
     flat = np.ascontiguousarray(v, dtype=np.uint8).reshape(-1)
-    out = np.empty(-(-flat.size // (8 // bits)), dtype=np.uint8)
+    out = np.empty(size, dtype=np.uint8)
     _pack(flat, bits, out)
     return out
 
@@ -68,6 +71,8 @@ def unpack_bits(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
     """Inverse of ``pack_bits`` for n values."""
     if packed.size * (8 // bits) < n:
         raise ValueError(f"unpack_bits: {packed.size} bytes hold fewer than {n} values of {bits} bits")
+    if _is_placeholder(packed):
+        return placeholder((n,), np.uint8)
     out = np.empty(n, dtype=np.uint8)
     _unpack(np.ascontiguousarray(packed, dtype=np.uint8), bits, out)
     return out
@@ -77,6 +82,12 @@ def placeholder(shape, dtype=np.uint64) -> np.ndarray:
     """A zero-stride stand-in of a message's real shape and type: the one-pass simulation
     (``Channel.simulated``) hands these to ``exchange``, which counts them; nobody reads them."""
     return np.broadcast_to(np.dtype(dtype).type(0), shape)
+
+
+def _is_placeholder(v: np.ndarray) -> bool:
+    """An array of zeros with every stride zero, as ``placeholder`` makes them (packed or
+    unpacked, its zeros are again such an array, so packing may skip the bytes)."""
+    return isinstance(v, np.ndarray) and v.size > 1 and not any(v.strides) and not v.flat[0]
 
 
 class Message(NamedTuple):

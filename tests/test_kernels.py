@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from secptune.engine import kernels
-from secptune.engine.comm import pack_bits, unpack_bits
+from secptune.engine.comm import pack_bits, placeholder, unpack_bits
 from secptune.engine.protocols.arith import _mul_roles
 from secptune.engine.protocols.trunc import _correct_step
 
@@ -53,6 +53,12 @@ def test_bit_packing_round_trips(bits, n):
         assert packed[0] == sum(int(b) << k for k, b in enumerate(v))
     with pytest.raises(ValueError, match="fewer than"):
         unpack_bits(packed, bits, packed.size * (8 // bits) + 1)
+    # a placeholder (the one-pass simulation's counted stand-in) packs to one of the
+    # packed size without touching bytes; a real array of zeros still packs to bytes
+    held = pack_bits(placeholder((n,), np.uint8), bits)
+    assert held.shape == packed.shape and (n == 1 or not any(held.strides)) and not held.any()
+    assert unpack_bits(held, bits, n).shape == (n,)
+    assert pack_bits(np.zeros(n, np.uint8), bits).strides == (1,)
 
 
 def _run_truncations(ctx):
