@@ -190,23 +190,36 @@ def _cross(F, y, mg, mp, add_yhl, width, out):
 
 
 @elementwise(0)
-def _adder_inputs(x, cuts, c, lo, a, y, shift, mask):
-    """The adder's two addends in role layout, shifted and cut to the adder's width,
-    for x - c (c a public ring value, held in real component 0), written to
-    elements lo .. lo + n of a and y.  In chunk k role 0 holds real components
-    k and k + 1 (a = their sum), roles 1 and 2 component k + 2 (y)."""
-    n = x.shape[1]
-    for i in numba.prange(n):
-        e = lo + i
-        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
-        va = x[k, i] + x[(k + 1) % 3, i]
-        vy = x[(k + 2) % 3, i]
-        if k == 1:                  # real component 0 is role component 0 (k = 0), 2 (k = 1) or 1 (k = 2)
+def _chunk_addends(xa, xb, xy, c, c_on_y, shift, mask, a, y):
+    """The adder's two addends for one chunk of x - c: a = xa + xb (role 0's two real
+    components), y = xy (the third), c (a public ring value, held in real component
+    0) taken off y where that is the third component (``c_on_y``), else off a;
+    both shifted right by ``shift`` and cut to the adder's width (``mask``)."""
+    for i in numba.prange(xa.size):
+        va = xa[i] + xb[i]
+        vy = xy[i]
+        if c_on_y:
             vy -= c
         else:
             va -= c
-        a[e] = (va >> _U(shift)) & mask
-        y[e] = (vy >> _U(shift)) & mask
+        a[i] = (va >> _U(shift)) & mask
+        y[i] = (vy >> _U(shift)) & mask
+
+
+def _adder_inputs(x: np.ndarray, rot: Rotation, c, lo: int, a: np.ndarray, y: np.ndarray, shift: int, mask) -> None:
+    """The adder's addends in role layout for x - c (x real components [3, n']), written
+    to elements lo .. lo + n' of a and y (cut by ``rot`` over all of them): in chunk k
+    role 0 holds real components k and k + 1 (a = their sum), roles 1 and 2 component
+    k + 2 (y).  One kernel per chunk piece, on contiguous rows."""
+    n = x.shape[1]
+    for k, c_lo, c_hi in rot.chunks:
+        e0, e1 = max(c_lo, lo), min(c_hi, lo + n)             # this chunk's elements among lo .. lo + n
+        if e0 >= e1:
+            continue
+        cols = slice(e0 - lo, e1 - lo)
+        # real component 0 is role component 0 (k = 0), 2 (k = 1) or 1 (k = 2)
+        _chunk_addends(x[k, cols], x[(k + 1) % 3, cols], x[(k + 2) % 3, cols], c, k == 1, shift, mask,
+                       a[e0:e1], y[e0:e1])
 
 
 @numba.njit(inline="always")
@@ -424,7 +437,7 @@ def msb_bool(ctx, x: np.ndarray, tag: str = "msb", width: int = 64, shift: int =
     mask = _U((1 << width) - 1) if width < 64 else ~_U(0)
     xc = np.ascontiguousarray(x)
     for j, c in enumerate(offs):                    # x - c_j fills elements j n' .. (j + 1) n'
-        _adder_inputs(xc, rot.cuts, c, j * x.shape[1], a, y, shift, word(mask))
+        _adder_inputs(xc, rot, c, j * x.shape[1], a, y, shift, word(mask))
     G, P, top = _msb_first_level(ctx, rot, a, y, width, tag)
     gh, t, hp, first = G.reshape(-1), P.reshape(-1), 0, True
     for w in _TREE_LEVELS[width]:          # width of the (G, P) words entering the level
