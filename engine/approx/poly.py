@@ -149,11 +149,11 @@ def _split_inputs(pw: dict, a: list, m: int, S: int, r: int, f: int, extra) -> t
         ch[k] = const(round(a[m + k] * 2.0 ** (S - r)))
     for k in range(1, m):
         cl[k] = const(round(a[k] * 2.0 ** S))
-    flat = [np.ascontiguousarray(pw[min(k, m)].reshape(3, -1)) for k in range(1, 5)]
+    flat = [pw[min(k, m)].reshape(3, -1) for k in range(1, 5)]          # views: batched powers are strided
     pe, ce = flat[0], np.uint64(0)
     if extra is not None:
         shares, weight, _ = extra
-        pe, ce = np.ascontiguousarray(shares.reshape(3, -1)), const(round(weight * 2.0 ** (S + f + r)))
+        pe, ce = shares.reshape(3, -1), const(round(weight * 2.0 ** (S + f + r)))
     return flat, pe, ch, cl, ce
 
 
