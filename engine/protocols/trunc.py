@@ -174,6 +174,16 @@ def _products_all_roles(cuts, x, y, add, has_add, cm, ra, rb, a0, b0, rho, sigma
         _truncated_into(out, e, k, t0, t1, t2, cm[e], ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
 
 
+@elementwise(1)
+def _additive_all_roles(cuts, z, cm, ra, rb, a0, b0, rho, sigma, m, out):
+    """``trunc_additive`` for one element in one pass (the in-process simulation): the
+    servers' additive shares z[s] go straight into the truncation (``_truncated_into``)
+    without the role layout written out."""
+    for e in numba.prange(z.shape[1]):
+        k = 0 if e < cuts[1] else (1 if e < cuts[2] else 2)
+        _truncated_into(out, e, k, z[0, e], z[1, e], z[2, e], cm[e], ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
+
+
 def _draws(ctx, rot: Rotation, m: int, tag: str, k=None) -> tuple:
     """The truncation's correlated randomness, in the order every party draws it."""
     if not (0 < m < TRUNC_INPUT_BITS):
@@ -289,6 +299,11 @@ def trunc_additive(ctx, z: np.ndarray, m: int, tag: str) -> np.ndarray:
     """
     shape = z.shape[1:]
     flat = z.reshape(3, -1)
+    if ctx.chan.simulated():
+        def fill(cuts, mask, draws, out):
+            _additive_all_roles(cuts, flat, mask, *draws, m, out)
+
+        return mul_trunc_formed(ctx, flat.shape[1], m, tag, fill).reshape((3,) + shape)
     rot = Rotation(flat.shape[1])
     parts = [np.ascontiguousarray(rot.role(flat, j)) for j in range(3)]
     mask = rot.draw_own(ctx.rand, 2)
@@ -316,11 +331,12 @@ def mul_trunc(ctx, x: np.ndarray, y: np.ndarray, m: int, tag: str = "mul",
 
 
 def mul_trunc_formed(ctx, n: int, m: int, tag: str, fill) -> np.ndarray:
-    """The one-process path (``Channel.simulated``) of n truncated products whose
-    operands a kernel forms as it goes: the draws of ``mul_trunc`` on n elements,
-    in its order (role 2's mask, then ``_draws``); ``fill(cuts, mask, draws, out)``
-    writes the real components out [3, n] (``_truncated_into`` per element); the
-    messages counted as ``mul_trunc``'s.  Returns out."""
+    """The one-process path (``Channel.simulated``) of n truncations of additive
+    shares that a kernel forms as it goes (products, or shares given as they are):
+    the draws of ``mul_trunc`` and ``trunc_additive`` on n elements, in their
+    order (role 2's mask, then ``_draws``); ``fill(cuts, mask, draws, out)`` writes
+    the real components out [3, n] (``_truncated_into`` per element); the
+    messages counted as theirs.  Returns out."""
     if not ctx.chan.simulated():
         raise ValueError(f"{tag}: operands formed inside the kernel need the one-process channel")
     rot = Rotation(n)
