@@ -104,8 +104,9 @@ def kernel_source() -> str:
     return "\n".join(out + body) + "\n"
 
 
-def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact (a @ b) mod 2^64 for uint64 arrays, with numpy's batch broadcasting."""
+def u64_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Exact (a @ b) mod 2^64 for uint64 arrays, with numpy's batch broadcasting;
+    ``out``: a C-contiguous uint64 array of the result's shape to write into."""
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"u64_matmul: operands need two axes, got shapes {a.shape} and {b.shape}")
     M, K = a.shape[-2:]
@@ -122,12 +123,17 @@ def u64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.broadcast_to(x, batch + (rows, cols)).reshape(-1, rows, cols)
 
     nb = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    if out is None:
+        out = np.empty(batch + (M, N), np.uint64)
+    elif out.shape != batch + (M, N) or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError(f"u64_matmul: out must be C-contiguous uint64 of shape {batch + (M, N)}, "
+                         f"got {out.dtype} {out.shape}")
     if not (nb and M and N and K):
-        return np.zeros(batch + (M, N), np.uint64)
+        out[...] = 0
+        return out
     a3 = np.ascontiguousarray(flat(a, M, K))
     bt = np.ascontiguousarray(np.swapaxes(flat(b, K, N), -1, -2))
-    out = np.empty((nb, M, N), np.uint64)
     serial, parallel = _tiles()
     kernel = parallel if nb * M * N * K >= PARALLEL_MIN_MACS else serial
-    kernel(a3, bt, out)
-    return out.reshape(batch + (M, N))
+    kernel(a3, bt, out.reshape(nb, M, N))
+    return out

@@ -59,6 +59,8 @@ def test_u64_matmul_batches_edges_and_threads(sa, sb):
     want = a @ b
     got = gemm.u64_matmul(a, b)
     assert got.shape == want.shape and np.array_equal(got, want)
+    out = np.full(want.shape, 7, np.uint64)                  # written in place, every word (zeros if K = 0)
+    assert gemm.u64_matmul(a, b, out=out) is out and np.array_equal(out, want)
     if sa == (70, 260):
         assert 70 * 260 * 250 >= gemm.PARALLEL_MIN_MACS
 
@@ -68,6 +70,8 @@ def test_u64_matmul_rejects_mismatched_operands():
         u64_matmul(np.zeros((2, 3), np.uint64), np.zeros((4, 2), np.uint64))
     with pytest.raises(ValueError, match="two axes"):
         u64_matmul(np.zeros(3, np.uint64), np.zeros((3, 2), np.uint64))
+    with pytest.raises(ValueError, match=r"out must be C-contiguous uint64 of shape \(2, 4\)"):
+        u64_matmul(np.zeros((2, 3), np.uint64), np.zeros((3, 4), np.uint64), out=np.zeros((4, 2), np.uint64))
 
 
 def test_gemm_kernels_file_is_generated_from_the_current_source():

@@ -289,14 +289,15 @@ def matmul_local(x: np.ndarray, y: np.ndarray, me: int | None = None) -> np.ndar
     none); the simulation computes all three the same way.
     """
     out_shape = np.broadcast_shapes(x.shape[1:-2], y.shape[1:-2]) + (x.shape[-2], y.shape[-1])
-    z = np.zeros((3,) + out_shape, dtype=np.uint64)
+    # the products are written in place; party mode leaves the others' terms zero
+    z = (np.empty if me is None else np.zeros)((3,) + out_shape, dtype=np.uint64)
     for i in range(3) if me is None else ([me] if me < 3 else []):
         if i == 0:
-            z[0] = u64_matmul(x[0] + x[1], y[0] + y[1])
+            u64_matmul(x[0] + x[1], y[0] + y[1], out=z[0])
         elif i == 1:
-            z[1] = u64_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2))
+            u64_matmul(np.concatenate([x[1], x[2]], axis=-1), np.concatenate([y[2], y[1] + y[2]], axis=-2), out=z[1])
         else:
-            z[2] = u64_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2))
+            u64_matmul(np.concatenate([x[2], x[0]], axis=-1), np.concatenate([y[0], y[2]], axis=-2), out=z[2])
     return z
 
 
@@ -318,5 +319,5 @@ def matmul_public(x: np.ndarray, w: np.ndarray, me: int | None = None) -> np.nda
     comps = [0, 1, 2] if me is None else ([me, (me + 1) % 3] if me < 3 else [])
     res = np.zeros((3,) + np.broadcast_shapes(x.shape[1:-2], w.shape[:-2]) + (x.shape[-2], w.shape[-1]), np.uint64)
     for j in comps:
-        res[j] = u64_matmul(x[j], w)
+        u64_matmul(x[j], w, out=res[j])
     return res
