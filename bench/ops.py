@@ -23,6 +23,8 @@ from math import erf
 
 from secptune.engine import Context, EngineConfig, SharedTensor, approx
 from secptune.engine.costs import DECLARED, layernorm_cost, softmax_cost
+from secptune.engine.protocols.boolean import bit_to_arith, highest_bit_position, msb_bool
+from secptune.engine.protocols.compare import coarse, relu
 from secptune.engine.protocols.trunc import TRUNC_INPUT_BITS, trunc
 
 from .common import git_commit, machine, table, timed, write_jsonl
@@ -87,12 +89,41 @@ def run_ops(quick: bool, repeats: int) -> list:
     rows.append(_case(ctx, "trunc", [n], lambda: xs.truncate(), lambda: u * (1.0 / fx.scale), eu, n, repeats, "trunc"))
     rows.append(_case(ctx, "lt", [n], lambda: xu.lt(xv), lambda: u < v, (eu < ev), n, repeats, "lt"))
     rows.append(_case(ctx, "relu", [n], lambda: xu.relu(), lambda: np.maximum(u, 0), np.maximum(eu, 0), n, repeats, "relu"))
+    rows += run_components(ctx, xu, eu, n, repeats)
 
     R = 32 if quick else 128
     mtx = rng.normal(size=(R, R)) * 10
     xm = SharedTensor.from_client(ctx, mtx)
     rows.append(_case(ctx, "max", [R, R], lambda: xm.max(axis=-1), lambda: mtx.max(axis=-1), enc(mtx).max(axis=-1), R, repeats))
     rows += run_functions(ctx, n, repeats)
+    return rows
+
+
+def run_components(ctx, xu: SharedTensor, eu: np.ndarray, n: int, repeats: int) -> list:
+    """The pieces the nonlinear functions are made of, on n elements, so that the README's
+    account of their cost is reproducible: the coarse 16-bit ReLU (exp's clamp, the
+    maximum's levels; either answer within 2^-2 above zero, so its error is up to 1/4
+    there), bit-to-arithmetic conversion, and the position of the highest set bit with
+    its five bits converted (reciprocal's and rsqrt's normalisation)."""
+    fx = ctx.fixed
+    f = fx.frac_bits
+    width, shift = coarse(f)
+    rows = [_case(ctx, "relu_coarse", [n],
+                  lambda: SharedTensor(relu(ctx, xu.shares, "bench/relu_coarse", width, shift), ctx, fx),
+                  lambda: np.maximum(eu, 0), np.maximum(eu, 0), n, repeats, "relu_coarse")]
+    bits = msb_bool(ctx, xu.shares, "bench/bits")                          # boolean shares of [u < 0]
+    rows.append(_case(ctx, "b2a", [n], lambda: SharedTensor(bit_to_arith(ctx, bits, "bench/b2a"), ctx, None),
+                      lambda: eu < 0, (eu < 0).astype(np.float64), n, repeats, "b2a"))
+    v = np.exp(np.random.default_rng(3).uniform(np.log(1e-3), np.log(1e4), size=n))
+    sv = SharedTensor.from_client(ctx, v)
+    ring = sv.shares.sum(axis=0)                                          # the ring values, to check against
+
+    def position():
+        pos = highest_bit_position(ctx, sv.shares, 32, "bench/hbit")        # [5, 3, n] arithmetic bits
+        return SharedTensor(sum(pos[b] << np.uint64(b) for b in range(5)), ctx, None)
+
+    rows.append(_case(ctx, "hbit", [n], position, lambda: np.floor(np.log2(v)),
+                      np.floor(np.log2(ring.astype(np.float64))), n, repeats, "hbit"))
     return rows
 
 

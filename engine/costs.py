@@ -101,6 +101,7 @@ DECLARED = {
     "msb_bool16": DeclaredCost(4, _even(_MSB_SHARE16 + _MSB_TREE16), where="protocols.boolean.msb_bool (width 16)"),
     "b2a": DeclaredCost(1, _even(_B2A), where="protocols.boolean.bit_to_arith"),
     "a2b": DeclaredCost(7, _even(_A2B), where="protocols.boolean.a2b"),
+    "hbit": DeclaredCost(12, _even(_HBIT), where="protocols.boolean.highest_bit_position (all five bits)"),
     "lt": DeclaredCost(7, _even(_MSB), where="protocols.compare.lt"),
     "lt32": DeclaredCost(6, _even(_MSB32), where="protocols.compare.lt (width 32)"),
     "relu": DeclaredCost(8, _even(_MSB + 8), where="protocols.compare.relu"),

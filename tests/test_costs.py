@@ -24,6 +24,7 @@ def _cases(ctx, rng):
     bi = SharedTensor.from_client(ctx, rng.integers(-9, 9, size=(30, 50)), fmt=None)
     w = rng.normal(size=(30, 50))
     bits = boolean.msb_bool(ctx, x.shares[:, :N])
+    pos = SharedTensor.from_client(ctx, rng.uniform(1e-3, 1e4, size=N))
     return {
         "reveal": (lambda: x.reveal("t"), N),
         "reveal_client": (lambda: x.reveal("t", to=CLIENT), N),
@@ -44,6 +45,7 @@ def _cases(ctx, rng):
         "relu_coarse": (lambda: compare.relu(ctx, x.shares, "relu", *compare.coarse(18)), N),
         "b2a": (lambda: boolean.bit_to_arith(ctx, bits), N),
         "a2b": (lambda: boolean.a2b(ctx, x.shares), N),
+        "hbit": (lambda: boolean.highest_bit_position(ctx, pos.shares), N),
         "lt": (lambda: x.lt(y), N),
         "relu": (lambda: x.relu(), N),
         "abs": (lambda: x.abs(), N),
