@@ -246,3 +246,18 @@ def test_split_polynomial_evaluation_against_float64(degree, domain, rng):
     want = np.polyval(c[::-1], e)
     size = sum(abs(ck) * np.abs(e) ** k for k, ck in enumerate(c))
     assert np.max(np.abs(got - want) / np.maximum(size, 1.0)) <= 5e-5
+
+
+def test_every_function_states_its_declared_bytes_per_element():
+    """The issue asks each function's docstring for its cost in bytes per element per
+    party: the number stated (one decimal) must be the declared table's."""
+    from secptune.engine.approx import activations, elementary, trig
+
+    stated = {"exp": elementary.exp, "reciprocal": elementary.reciprocal, "rsqrt": elementary.rsqrt,
+              "gelu": activations.gelu, "gelu_coarse": activations.gelu, "gelu_poly": activations.gelu_poly,
+              "cos": trig, "cos_sin": trig}
+    for name, where in stated.items():
+        assert f"{DECLARED[name].max_server_bytes:.1f} B" in where.__doc__ or \
+            f"{DECLARED[name].max_server_bytes:.0f} B per server" in where.__doc__, name
+    assert f"{softmax_cost(128).max_server_bytes:.1f} B" in activations.softmax.__doc__
+    assert f"{layernorm_cost(768).max_server_bytes:.1f} B" in activations.layernorm.__doc__

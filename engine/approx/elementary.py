@@ -51,7 +51,8 @@ def exp(ctx, x: np.ndarray, f: int, clamp: bool = True, tag: str = "exp") -> np.
     forming it (``msb_bool``'s offsets).  Callers that guarantee x >= EXP_LO
     may skip the clamp.
     Cost: comparison 5 rounds + polynomial 6 + squarings 6 + selection 1 =
-    18 rounds (the comparison's rounds are independent of the polynomial's).
+    18 rounds (the comparison's rounds are independent of the polynomial's);
+    151.7 B per element per server.
     """
     keep = None
     if clamp:
@@ -168,7 +169,8 @@ def reciprocal(ctx, x: np.ndarray, f: int, extra_bits: int = 0, tag: str = "reci
     t = 4 m - 3 from x f4 times f0 f1 f2 f3 in one fused product.  Then 1/m
     as a degree-6 polynomial in t (relative error 2.4e-5, ``fit.py``;
     ``poly.evaluate``: three products) and 1/x = (1/m) 2^K 2^(f-32).
-    Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds.
+    Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds;
+    261.3 B per element per server.
     """
     if not 0 <= extra_bits <= NORM_BITS - f:
         raise ValueError(f"{tag}: extra_bits must be in 0..{NORM_BITS - f}, got {extra_bits}")
@@ -205,7 +207,8 @@ def rsqrt(ctx, x: np.ndarray, f: int, tag: str = "rsqrt") -> np.ndarray:
     four products), carrying 16 - f // 2 more fractional bits, and
     1/sqrt(x) = m^-1/2 G 2^(f/2 - 16) by one product (sqrt 2 in the
     polynomial's coefficients when f is odd).
-    Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds.
+    Cost: 12 (position) + 3 + 2 (mantissa) + 6 (polynomial) + 2 = 25 rounds;
+    264.0 B per element per server.
     """
     shape = x.shape[1:]
     xs = x.reshape(3, -1)
