@@ -89,7 +89,9 @@ def and_bb(ctx, x: np.ndarray, y: np.ndarray, bits: int, tag: str) -> np.ndarray
     if bits >= 8:
         got = ctx.chan.exchange([Message(i, (i - 1) % 3, z[i]) for i in range(3)], tag=f"{tag}/and")
         return np.stack(got) if got else z
-    msgs = [Message(i, (i - 1) % 3, pack_bits(z[i], bits)) for i in range(3)]
+    # a party packs only its own message (the others' are counted, never read)
+    msgs = [Message(i, (i - 1) % 3, pack_bits(z[i] if me in (None, i) else placeholder((n,), dtype), bits))
+            for i in range(3)]
     got = ctx.chan.exchange(msgs, tag=f"{tag}/and")
     if not got:
         return z

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..comm import Message, pack_bits, unpack_bits
+from ..comm import Message, pack_bits, placeholder, unpack_bits
 from ..prg import draw_concat
 
 
@@ -95,8 +95,9 @@ class Rotation:
             bits = send[3] if len(send) > 3 else None
             for k, lo, hi in self.chunks:
                 piece = payload[lo:hi]
-                if bits is not None:
-                    piece = pack_bits(piece, bits)
+                if bits is not None:              # a party packs only what it sends (others: counted)
+                    mine = chan.me is None or (src + k) % 3 == chan.me
+                    piece = pack_bits(piece if mine else placeholder(piece.shape, np.uint8), bits)
                 for dst in (dsts if isinstance(dsts, tuple) else (dsts,)):
                     real.append(Message((src + k) % 3, (dst + k) % 3, piece))
                     index.append((s, k, hi - lo))
