@@ -384,17 +384,23 @@ def _msb_first_level(ctx, rot: Rotation, a: np.ndarray, y: np.ndarray, width: in
         rot.exchange(ctx.chan, _share_sends(placeholder((n, 3), half), pair, pair, placeholder((n,), np.uint8)),
                      tag=f"{tag}/msb-share")
         return G, P, top
+    # each role's step on the chunk where this party plays it (everything when one process
+    # plays every party); the rest stays zero: never sent, never read
+    me = ctx.chan.me
+    new = np.empty if me is None else np.zeros
+    r0, r1, r2 = (rot.span(me, r) for r in range(3))
     m0, m1, m2, m3 = (np.ascontiguousarray(mask[:, j]) for j in range(4))
-    F2 = np.empty((n, 3), half)
-    t2 = np.empty(n, np.uint8)
-    _role0_share(a, F0, F1, t0, t1, width, F2, t2)                 # role 0
-    gp0 = np.empty((n, 2), half)
-    _cross(F0, y, m0, m2, False, width, gp0)                       # role 2
-    gp1 = np.empty((n, 2), half)
-    _cross(F1, y, m1, m3, False, width, gp1)                       # role 1
+    F2 = new((n, 3), half)
+    t2 = new(n, np.uint8)
+    _role0_share(a[r0], F0[r0], F1[r0], t0[r0], t1[r0], width, F2[r0], t2[r0])       # role 0
+    gp0 = new((n, 2), half)
+    _cross(F0[r2], y[r2], m0[r2], m2[r2], False, width, gp0[r2])                       # role 2
+    gp1 = new((n, 2), half)
+    _cross(F1[r1], y[r1], m1[r1], m3[r1], False, width, gp1[r1])                       # role 1
     got = rot.exchange(ctx.chan, _share_sends(F2, gp1, gp0, t2), tag=f"{tag}/msb-share")
-    gp2 = np.empty((n, 2), half)
-    _cross(got[0], y, m0 ^ m1, m2 ^ m3, True, width, gp2)          # roles 1 and 2
+    gp2 = new((n, 2), half)
+    for r in ((r1, r2) if me is not None else (slice(None),)):                        # roles 1 and 2
+        _cross(got[0][r], y[r], m0[r] ^ m1[r], m2[r] ^ m3[r], True, width, gp2[r])
     G = np.stack([got[2][:, 0], got[1][:, 0], gp2[:, 0]])
     P = np.stack([got[2][:, 1], got[1][:, 1], gp2[:, 1]])
     top = np.stack([t0, t1, got[3] ^ ((y >> _U(width - 1)) & _U(1)).astype(np.uint8)])
