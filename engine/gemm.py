@@ -131,9 +131,30 @@ def u64_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> n
     if not (nb and M and N and K):
         out[...] = 0
         return out
-    a3 = np.ascontiguousarray(flat(a, M, K))
-    bt = np.ascontiguousarray(np.swapaxes(flat(b, K, N), -1, -2))
-    serial, parallel = _tiles()
-    kernel = parallel if nb * M * N * K >= PARALLEL_MIN_MACS else serial
-    kernel(a3, bt, out.reshape(nb, M, N))
+    _run_tiles(np.ascontiguousarray(flat(a, M, K)), np.ascontiguousarray(np.swapaxes(flat(b, K, N), -1, -2)),
+               out.reshape(nb, M, N))
     return out
+
+
+def u64_matmul_bt(a: np.ndarray, bt: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """(a @ bt^T) mod 2^64 into ``out`` [*, M, N] for a [*, M, K] and one matrix given
+    transposed, bt [N, K] C-contiguous (a fixed operand, transposed once by its owner)."""
+    M, K = a.shape[-2:]
+    if bt.ndim != 2 or bt.shape[1] != K or bt.dtype != np.uint64 or not bt.flags.c_contiguous:
+        raise ValueError(f"u64_matmul_bt: bt must be C-contiguous uint64 [N, {K}], got {bt.dtype} {bt.shape}")
+    shape = a.shape[:-2] + (M, bt.shape[0])
+    if out.shape != shape or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError(f"u64_matmul_bt: out must be C-contiguous uint64 of shape {shape}, got {out.dtype} {out.shape}")
+    if out.size == 0 or K == 0:
+        out[...] = 0
+        return out
+    _run_tiles(np.ascontiguousarray(a.reshape(-1, M, K)), bt[None], out.reshape(-1, M, bt.shape[0]))
+    return out
+
+
+def _run_tiles(a3: np.ndarray, bt3: np.ndarray, out3: np.ndarray) -> None:
+    """The tile kernel on [nb, M, K] and [1 or nb, N, K], serial or parallel by size."""
+    serial, parallel = _tiles()
+    nb, M, K = a3.shape
+    kernel = parallel if nb * M * bt3.shape[1] * K >= PARALLEL_MIN_MACS else serial
+    kernel(a3, bt3, out3)

@@ -146,6 +146,13 @@ class SharedTensor:
 
     # -- opening -----------------------------------------------------------
 
+    def as_fixed_operand(self) -> "SharedTensor":
+        """Mark these shares as a fixed right operand of secret products (a model's
+        weights): read-only from now on, each server's operand formed once
+        (``arith.fix_operand``).  Returns self."""
+        arith.fix_operand(self.shares)
+        return self
+
     def reveal(self, tag: str, to: int | None = None):
         """Open to all servers (to=None), one server, or the client (to=CLIENT)."""
         ring = arith.reveal(self.ctx, self.shares, tag, to=to)

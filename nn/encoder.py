@@ -164,7 +164,8 @@ def share_weights(ctx, p, private: bool = True, word_ids=None):
                              f"domain (|x| < {approx.GELU_MAX_INPUT_COARSE}); these weights cannot be shared")
 
     def share(name, a):
-        return SharedTensor.from_model_owner(ctx, np.asarray(a, np.float64), name=name)
+        t = SharedTensor.from_model_owner(ctx, np.asarray(a, np.float64), name=name)
+        return t.as_fixed_operand() if t.ndim == 2 else t      # matrices: right operands of every pass
 
     layers = [
         type(lp)(**{f.name: share(f"layer{i}.{f.name}", getattr(lp, f.name)) for f in fields(lp)})
