@@ -165,3 +165,30 @@ def test_a_batch_of_truncated_products_is_one_round_pair_and_floor_or_floor_plus
         mul_trunc(CTX, x.shares, y.shares, m, "t")
     assert batch.cost.rounds == single.cost.rounds == 2
     assert batch.cost.bytes_sent == single.cost.bytes_sent
+
+
+def test_a_fixed_right_operand_gives_the_same_products_and_is_kept_only_while_it_lives(rng):
+    """``fix_operand`` (a model's weights): each server's operand is formed once and
+    reused; the products must equal the unfixed ones word for word, for a batched
+    left operand too and for a party computing only its own; the shares become
+    read-only, and the kept operands go when the shares do."""
+    import gc
+
+    from secptune.engine.protocols import arith
+
+    x = rng.integers(0, 2**64, (3, 2, 7, 5), dtype=np.uint64)
+    y = rng.integers(0, 2**64, (3, 5, 4), dtype=np.uint64)
+    want = arith.matmul_local(x, y)
+    fixed = arith.fix_operand(y.copy())
+    assert np.array_equal(arith.matmul_local(x, fixed), want)
+    assert np.array_equal(arith.matmul_local(x, fixed), want)                    # from the kept operands
+    assert np.array_equal(arith.matmul_local(x, fixed, me=1)[1], want[1])
+    with pytest.raises(ValueError, match="read-only"):
+        fixed[0, 0, 0] = 1
+    key = id(fixed)
+    assert key in arith._FIXED and len(arith._FIXED[key][1]) == 3
+    del fixed
+    gc.collect()
+    assert key not in arith._FIXED
+    with pytest.raises(ValueError, match=r"fix_operand: needs uint64 shares \[3, K, N\]"):
+        arith.fix_operand(np.zeros((3, 2, 4, 4), np.uint64))
