@@ -102,6 +102,13 @@ class SharedTensor:
         """A uniform ring element nobody knows."""
         return cls(arith.share_random(ctx, shape), ctx, ctx.fixed if fmt == "default" else fmt)
 
+    def as_fixed_operand(self) -> "SharedTensor":
+        """Mark these shares as a fixed right operand of secret products (a model's
+        weights): read-only from now on, each server's operand formed once
+        (``arith.fix_operand``).  Returns self."""
+        arith.fix_operand(self.shares)
+        return self
+
     # -- basic properties --------------------------------------------------
 
     @property
@@ -145,13 +152,6 @@ class SharedTensor:
         return self.fmt.encode(value, f"{op} operand")
 
     # -- opening -----------------------------------------------------------
-
-    def as_fixed_operand(self) -> "SharedTensor":
-        """Mark these shares as a fixed right operand of secret products (a model's
-        weights): read-only from now on, each server's operand formed once
-        (``arith.fix_operand``).  Returns self."""
-        arith.fix_operand(self.shares)
-        return self
 
     def reveal(self, tag: str, to: int | None = None):
         """Open to all servers (to=None), one server, or the client (to=CLIENT)."""

@@ -290,7 +290,7 @@ def fix_operand(y: np.ndarray) -> np.ndarray:
     [Y_0 ; Y_2]) is formed and transposed once, on first use, and kept while y
     lives.  Memory: 5/3 of y's in one process (a server keeps its own, 1/3 or
     2/3); saved: the sums, the concatenation and the transpose of every product
-    (9-27% of a weight product at the MiniLM encoder's shapes).  Returns y."""
+    (3-28% of a weight product at the MiniLM encoder's shapes).  Returns y."""
     if y.ndim != 3 or y.shape[0] != 3 or y.dtype != np.uint64:
         raise ValueError(f"fix_operand: needs uint64 shares [3, K, N] of one matrix, got {y.dtype} {y.shape}")
     y.flags.writeable = False
