@@ -123,11 +123,7 @@ def u64_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> n
         return np.broadcast_to(x, batch + (rows, cols)).reshape(-1, rows, cols)
 
     nb = int(np.prod(batch, dtype=np.int64)) if batch else 1
-    if out is None:
-        out = np.empty(batch + (M, N), np.uint64)
-    elif out.shape != batch + (M, N) or out.dtype != np.uint64 or not out.flags.c_contiguous:
-        raise ValueError(f"u64_matmul: out must be C-contiguous uint64 of shape {batch + (M, N)}, "
-                         f"got {out.dtype} {out.shape}")
+    out = _result(out, batch + (M, N), "u64_matmul")
     if not (nb and M and N and K):
         out[...] = 0
         return out
@@ -142,13 +138,20 @@ def u64_matmul_bt(a: np.ndarray, bt: np.ndarray, out: np.ndarray) -> np.ndarray:
     M, K = a.shape[-2:]
     if bt.ndim != 2 or bt.shape[1] != K or bt.dtype != np.uint64 or not bt.flags.c_contiguous:
         raise ValueError(f"u64_matmul_bt: bt must be C-contiguous uint64 [N, {K}], got {bt.dtype} {bt.shape}")
-    shape = a.shape[:-2] + (M, bt.shape[0])
-    if out.shape != shape or out.dtype != np.uint64 or not out.flags.c_contiguous:
-        raise ValueError(f"u64_matmul_bt: out must be C-contiguous uint64 of shape {shape}, got {out.dtype} {out.shape}")
+    out = _result(out, a.shape[:-2] + (M, bt.shape[0]), "u64_matmul_bt")
     if out.size == 0 or K == 0:
         out[...] = 0
         return out
     _run_tiles(np.ascontiguousarray(a.reshape(-1, M, K)), bt[None], out.reshape(-1, M, bt.shape[0]))
+    return out
+
+
+def _result(out, shape: tuple, who: str) -> np.ndarray:
+    """The array a product is written into: ``out`` (checked) or a new one."""
+    if out is None:
+        return np.empty(shape, np.uint64)
+    if out.shape != shape or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError(f"{who}: out must be C-contiguous uint64 of shape {shape}, got {out.dtype} {out.shape}")
     return out
 
 

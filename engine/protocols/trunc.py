@@ -126,6 +126,16 @@ def _reshared_sum(A, B, C, r, ra, rb, a0, b0, rho, sigma, m):
     return _corrected(c, a0, b0, 1, m, rho) + _corrected(c, half_a, half_b, 0, m, sigma)
 
 
+@numba.njit(inline="always")
+def _roles_into(out, e, k, A, B, C, r, ra, rb, a0, b0, rho, sigma, m):
+    """Element e (in chunk k) of the truncation of the role parts A + B + C (C masked,
+    r the helper's mask) into the real components out[:, e]: rho, the reshared middle
+    component (``_reshared_sum``) and sigma, as ``_assemble`` places them."""
+    out[k, e] = rho
+    out[(k + 1) % 3, e] = _reshared_sum(A, B, C, r, ra, rb, a0, b0, rho, sigma, m)
+    out[(k + 2) % 3, e] = sigma
+
+
 @elementwise(1)
 def _all_roles(cuts, A, B, C, has_c, cm, has_cm, ra, rb, a0, b0, rho, sigma, m, out):
     """Every role's steps of ``trunc_roles`` for one element in one pass (the in-process
@@ -136,25 +146,18 @@ def _all_roles(cuts, A, B, C, has_c, cm, has_cm, ra, rb, a0, b0, rho, sigma, m, 
         r = ra[e] + rb[e]
         if has_cm:
             r += cm[e]
-        ce = C[e] if has_c else _U(0)
-        out[k, e] = rho[e]
-        out[(k + 1) % 3, e] = _reshared_sum(A[e], B[e], ce, r, ra[e], rb[e], a0[e], b0[e], rho[e], sigma[e], m)
-        out[(k + 2) % 3, e] = sigma[e]
+        _roles_into(out, e, k, A[e], B[e], C[e] if has_c else _U(0), r, ra[e], rb[e], a0[e], b0[e], rho[e],
+                    sigma[e], m)
 
 
 @numba.njit(inline="always")
 def _truncated_into(out, e, k, t0, t1, t2, cm, ra, rb, a0, b0, rho, sigma, m):
     """Element e (in chunk k) of the truncation of t0 + t1 + t2, server s's additive
     share in t_s (role j of chunk k is server j + k; role 2's part masked here by
-    cm, which joins the helper's mask), into the real components out[:, e]: the
-    arithmetic of ``_all_roles`` without the parts written out."""
+    cm, which joins the helper's mask), into the real components out[:, e]
+    (``_roles_into``) without the parts written out."""
     t = (t0, t1, t2)
-    A = t[k]
-    B = t[(k + 1) % 3]
-    C = t[(k + 2) % 3] + cm
-    out[k, e] = rho
-    out[(k + 1) % 3, e] = _reshared_sum(A, B, C, ra + rb + cm, ra, rb, a0, b0, rho, sigma, m)
-    out[(k + 2) % 3, e] = sigma
+    _roles_into(out, e, k, t[k], t[(k + 1) % 3], t[(k + 2) % 3] + cm, ra + rb + cm, ra, rb, a0, b0, rho, sigma, m)
 
 
 @elementwise(1)
