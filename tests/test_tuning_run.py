@@ -43,12 +43,13 @@ def test_interrupted_run_resumes_without_losing_generations(tmp_path, monkeypatc
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run.tune_run(spec(), out)
-    first = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["gen"] for r in first] == [0]
+    first = run.read_log(out)
+    assert first[0]["untuned"] and [r["gen"] for r in first[1:]] == [0]
     metrics = run.tune_run(spec(), out)
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["gen"] for r in log] == [0, 1, 2]
-    assert log[0] == first[0]
+    log = run.read_log(out)
+    assert [r.get("gen") for r in log] == [None, 0, 1, 2]      # the untuned template is scored once
+    assert log[:2] == first
+    assert all(r["mean_loss"] >= r["best_loss"] for r in log[1:])
     assert metrics["model_calls"] == 6 and metrics["generations"] == 3
     assert 0.0 <= metrics["test_metric"] <= 1.0 and metrics["test_examples"] == 8
     saved = np.load(out / "prompt.npz")
@@ -62,6 +63,36 @@ def test_a_folder_with_other_settings_is_refused(tmp_path):
     run.tune_run(spec(budget=2), out)
     with pytest.raises(run.RunError, match=r"other settings \(budget: 2 -> 4\)"):
         run.tune_run(spec(budget=4), out)
+
+
+def test_default_folders_never_collide_and_the_same_command_resumes(tmp_path):
+    from secptune.tuning import run
+
+    root = tmp_path / "runs"
+    a = run.default_out(spec(budget=2), root)
+    assert a.name == f"sst2-{DATA.name}-16-13-plain-s0"
+    run.tune_run(spec(budget=2), a)
+    assert run.default_out(spec(budget=2), root) == a              # the same settings: resume there
+    b = run.default_out(spec(budget=4), root)
+    assert b.name == a.name + "-2"                                  # other settings: the next free name
+    run.tune_run(spec(budget=4), b)
+    assert run.default_out(spec(budget=4), root) == b
+    assert run.default_out(spec(budget=6), root).name == a.name + "-3"
+    assert run.default_out(spec(data="builtin", split="2-5"), root).name == "sst2-builtin-2-5-plain-s0"
+
+
+def test_a_run_that_fails_before_its_first_generation_blocks_nothing(tmp_path):
+    from secptune.tuning import run
+    from secptune.tuning.data import DataError
+
+    out = tmp_path / "run"
+    with pytest.raises(DataError):
+        run.tune_run(spec(split="16-99"), out)                      # no such split
+    assert not out.exists()
+    (out).mkdir()
+    (out / "config.json").write_text(json.dumps({"task": "sst2", "budget": 99}))   # started, nothing finished
+    run.tune_run(spec(budget=2), out)
+    assert json.loads((out / "config.json").read_text())["budget"] == 2
 
 
 def test_eval_scores_the_saved_prompt_in_plaintext_and_on_shares(tmp_path):

@@ -27,10 +27,10 @@ from secptune.engine.network import LAN, WAN
 from secptune.nn.attention import AttentionConfig
 from secptune.weights.checkpoint import load_checkpoint
 
-from .loop import ClientHead, Projection, Scorer, TuneConfig, generation_step, new_strategy
-from .metrics import score
+from .loop import ClientHead, Projection, Scorer, TuneConfig, cross_entropy, generation_step, new_strategy
+from .metrics import paired_standard_errors, score
 from .prepare import anchor_embeddings, encode_examples, load_tokenizer, verbalizer
-from .tasks import TASKS, Task
+from .tasks import BUILTIN, TASKS, Task
 
 
 @dataclass(frozen=True)
@@ -97,23 +97,51 @@ def _tune_config(spec: RunSpec) -> TuneConfig:
                       head=spec.head, pair_class=task.pair_class)
 
 
-def _prepare_out(out: Path, spec: RunSpec) -> dict | None:
-    """Create the run folder, or check a previous run's config; returns its state if any."""
-    out.mkdir(parents=True, exist_ok=True)
+def _conflict(out: Path, spec: RunSpec) -> str | None:
+    """The settings in which the run in ``out`` differs from ``spec`` ("a: old -> new, ..."),
+    or None when ``out`` holds no run, this run, or a run with no finished generation
+    (nothing to lose: the new settings take the folder over)."""
     cfg_path = out / "config.json"
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        old.setdefault("head", "anchor")         # folders from before the pair head used the anchor head
-        defaults = {f.name: f.default for f in fields(RunSpec) if f.default is not MISSING}
-        diff = {k: (old.get(k, defaults.get(k)), v) for k, v in asdict(spec).items()
-                if old.get(k, defaults.get(k)) != v}
-        if diff:
-            detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise RunError(f"{out}: holds a run with other settings ({detail}); use another --out")
-    else:
-        _atomic_write(cfg_path, json.dumps(asdict(spec), indent=2).encode())
+    if not cfg_path.exists() or not (out / "state.pkl").exists():
+        return None
+    spec = replace(spec, head=spec.head or TASKS[spec.task].head)
+    old = json.loads(cfg_path.read_text())
+    old.setdefault("head", "anchor")         # folders from before the pair head used the anchor head
+    defaults = {f.name: f.default for f in fields(RunSpec) if f.default is not MISSING}
+    diff = {k: (old.get(k, defaults.get(k)), v) for k, v in asdict(spec).items()
+            if old.get(k, defaults.get(k)) != v}
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items()) or None
+
+
+def default_out(spec: RunSpec, root: Path = Path("runs")) -> Path:
+    """The run folder a command gets without ``--out``: ``<task>-<data>-<split>-<mode>-s<seed>``
+    under ``root`` (data: ``builtin`` or the data folder's name), or, when that folder
+    holds a run with other settings, the first of ``...-2``, ``...-3`` that is free or
+    holds this very run (so the same command resumes and another one never collides)."""
+    data = BUILTIN if spec.data == BUILTIN else Path(spec.data).name
+    base = f"{spec.task}-{data}-{spec.split}-{spec.mode}-s{spec.seed}"
+    k = 1
+    while _conflict(root / (base if k == 1 else f"{base}-{k}"), spec):
+        k += 1
+    return root / (base if k == 1 else f"{base}-{k}")
+
+
+def _resume_state(out: Path, spec: RunSpec) -> dict | None:
+    """The state of a previous run of ``spec`` in ``out`` (None if none); a run with other
+    settings is refused.  Creates nothing: a run that fails before it starts leaves no folder."""
+    diff = _conflict(out, spec)
+    if diff:
+        raise RunError(f"{out}: holds a run with other settings ({diff}); use another --out, or leave --out "
+                       f"out to get a fresh folder")
     state = out / "state.pkl"
     return pickle.loads(state.read_bytes()) if state.exists() else None
+
+
+def _start_folder(out: Path, spec: RunSpec) -> None:
+    """Create the run folder and write its settings (over those of a run that never finished
+    a generation)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "config.json", json.dumps(asdict(spec), indent=2).encode())
 
 
 def _bar(done: float, total: int, width: int = 20) -> str:
@@ -157,37 +185,76 @@ def tune_run(spec: RunSpec, out: Path, stream=None, remote=None) -> dict:
     return metrics
 
 
+def _say(stream, text: str) -> None:
+    print(text, file=stream, flush=True)
+
+
+def _untuned(scorer, dev_scorer, head: ClientHead, task: Task, prompt_len: int, hidden: int, y, dy) -> dict:
+    """The untuned template (a zero prompt on the placeholders): its training loss and
+    metric and its dev metric, the reference a tuned prompt has to beat.  On shares:
+    two passes of one candidate, whose scores are opened to the client only."""
+    zero = np.zeros((1, prompt_len, hidden))
+    raw = scorer(zero, tag="untuned/train-scores")[0]
+    param = head.fit(raw, y)
+    logits = head.logits(raw, param)
+    dev_raw = dev_scorer(zero, tag="untuned/dev-scores")[0]
+    return {"untuned": True, "calls": 0, "train_loss": cross_entropy(logits, y),
+            "train_metric": score(task.metric, np.argmax(logits, -1), y),
+            "dev_metric": score(task.metric, np.argmax(head.logits(dev_raw, param), -1), dy)}
+
+
 def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     task: Task = TASKS[spec.task]
     spec = replace(spec, head=spec.head or task.head)
     tune_cfg = _tune_config(spec)
-    state = _prepare_out(out, spec)
+    state = _resume_state(out, spec)
+    started = time.perf_counter()
+    _say(stream, f"loading the model {spec.model} ({spec.head} head)")
     cfg, params, tok, anchors = _load_model(spec, task)
+    where = "built-in UCI review sentences" if spec.data == BUILTIN else spec.data
     train = task.load(spec.data, spec.split, "train")
     dev = task.load(spec.data, spec.split, "dev")
+    _say(stream, f"data: {where}, split {spec.split}: {len(train)} training and {len(dev)} dev examples")
     ids, mask, y = encode_examples(tok, task, train, spec.prompt_len, spec.max_len, tune_cfg.head)
     dids, dmask, dy = encode_examples(tok, task, dev, spec.prompt_len, spec.max_len, tune_cfg.head)
     head = ClientHead.of(tune_cfg)
     ctx = weights = announce = None
     if remote is not None:
         ctx, weights, announce = remote.start(spec, tune_cfg, anchors)
+    if spec.mode == "mpc":
+        owner = "the model owner shares the weights" if spec.weights == "private" else "the weights are public"
+        servers = "the server processes" if remote is not None else "three servers in this process"
+        _say(stream, f"secure setup on {servers}: {owner}; the client shares its examples")
     scorer = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     ctx = getattr(scorer, "ctx", None)
     weights = getattr(scorer, "weights", None)
     dev_scorer = Scorer(cfg, params, dids, dmask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     proj = Projection.for_model(tune_cfg, params)
+    _start_folder(out, spec)
 
     if state is None:
         state = {"es": new_strategy(tune_cfg), "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
                  "best_train_param": None, "best_dev_param": None, "since_improved": 0, "done": False}
     else:
-        print(f"resuming {out} at generation {state['gen']} ({state['calls']} model calls)", file=stream)
+        _say(stream, f"resuming {out} at generation {state['gen']} ({state['calls']} model calls)")
+    if "untuned" not in state:
+        _say(stream, "scoring the untuned template on the training and dev examples")
+        state["untuned"] = _untuned(scorer, dev_scorer, head, task, spec.prompt_len, cfg.hidden, y, dy)
+        _log(out, state["untuned"])
+    u = state["untuned"]
+    _say(stream, f"untuned template: train loss {u['train_loss']:.4f}, train {task.metric} {u['train_metric']:.3f}, "
+         f"dev {task.metric} {u['dev_metric']:.3f} ({time.perf_counter() - started:.0f} s so far)")
     es = state["es"]
     total_gens = spec.budget // spec.popsize
     live = hasattr(stream, "isatty") and stream.isatty()
-    if live and ctx is not None:     # a secure generation takes minutes: redraw the bar per pass
-        scorer.on_pass = lambda k, n: print(f"\r{_bar(state['gen'] + k / n, total_gens)} gen {state['gen'] + 1}"
-                                            f"/{total_gens} pass {k}/{n}", end="", file=stream, flush=True)
+    if ctx is not None:     # a secure generation takes a while: say where it is, pass by pass
+        def on_pass(k, n):
+            if live:
+                print(f"\r{_bar(state['gen'] + k / n, total_gens)} gen {state['gen'] + 1}/{total_gens} "
+                      f"pass {k}/{n}", end="", file=stream, flush=True)
+            elif k < n:
+                _say(stream, f"  gen {state['gen'] + 1}/{total_gens}: secure pass {k}/{n} done")
+        scorer.on_pass = on_pass
     while not state["done"] and state["calls"] + spec.popsize <= spec.budget:
         t0 = time.perf_counter()
         c0 = ctx.chan.cost() if ctx is not None else None
@@ -199,6 +266,7 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
         state["calls"] += spec.popsize
         wall = time.perf_counter() - t0
         rec = {"gen": state["gen"], "calls": state["calls"], "best_loss": losses[j],
+               "mean_loss": float(np.mean(losses)),
                "train_metric": score(task.metric, np.argmax(scores[j], -1), y), "wall_s": wall}
         if c0 is not None:
             cost = ctx.chan.cost() - c0
@@ -228,20 +296,29 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
                  f"WAN {rec['wan_s']:.1f}s" if "rounds" in rec else "")
         dev = f" dev {rec['dev_metric']:.3f}" if "dev_metric" in rec else ""
         print(f"{chr(13) if live else ''}{_bar(state['gen'], total_gens)} "
-              f"gen {rec['gen'] + 1}/{total_gens} loss {rec['best_loss']:.4f} train {rec['train_metric']:.3f}"
-              f"{dev} {wall:.1f}s{extra}", file=stream, flush=True)
+              f"gen {rec['gen'] + 1}/{total_gens} loss {rec['best_loss']:.4f} (mean {rec['mean_loss']:.4f}) "
+              f"train {rec['train_metric']:.3f}{dev} {wall:.1f}s{extra}", file=stream, flush=True)
 
     t0 = time.perf_counter()
+    limit = f"the first {spec.test_limit}" if spec.test_limit else "all"
+    _say(stream, f"scoring the tuned prompt and the untuned template on {limit} test examples"
+         + (" on shares" if ctx is not None else ""))
     metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, announce=announce)
-    metrics.update(_generation_means(out), test_seconds=time.perf_counter() - t0)
+    metrics.update(_generation_means(out), test_seconds=time.perf_counter() - t0,
+                   untuned_dev_metric=u["dev_metric"], untuned_train_loss=u["train_loss"])
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
 
 
+def read_log(out: Path) -> list:
+    """The run's log records: the untuned template's (``"untuned": true``), then one per generation."""
+    path = out / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def _generation_means(out: Path) -> dict:
     """Per-generation means over the run's log (every generation, across resumes)."""
-    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()] \
-        if (out / "log.jsonl").exists() else []
+    recs = [r for r in read_log(out) if not r.get("untuned")]
     if not recs:
         return {"seconds_per_generation": None, "bytes_per_party_per_generation": None}
     mean = lambda key: float(np.mean([r.get(key, 0) for r in recs]))      # noqa: E731
@@ -305,8 +382,19 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
             "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
             "dev_metric": state["best_dev"][0], "test_metric": score(task.metric, preds[0], gold),
             "zero_shot_metric": score(task.metric, preds[1], gold) if spec.zero_shot else None,
+            **_standard_errors(task.metric, preds, gold),
             "zero_shot_head_param": head_params[1] if spec.zero_shot else None,
             "test_examples": len(test), "model_calls": state["calls"], "generations": state["gen"]}
+
+
+def _standard_errors(metric: str, preds, gold) -> dict:
+    """Bootstrap standard errors of the test metric, of the untuned template's and of the
+    gain (tuned - untuned, paired on the same examples)."""
+    if len(preds) < 2:
+        a = paired_standard_errors(metric, preds[0], preds[0], gold)[0]
+        return {"test_metric_se": a, "zero_shot_metric_se": None, "gain_se": None}
+    a, b, d = paired_standard_errors(metric, preds[0], preds[1], gold)
+    return {"test_metric_se": a, "zero_shot_metric_se": b, "gain_se": d}
 
 
 def eval_run(out: Path, mode: str | None = None, test_file: str | None = None,

