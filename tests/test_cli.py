@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from secptune.cli import main
 
 
@@ -9,7 +11,7 @@ def test_costs_and_selftest(capsys):
     out = capsys.readouterr().out
     assert "relu" in out and "trunc" in out
     assert main(["selftest", "--seed", "3"]) == 0
-    assert "lt exact" in capsys.readouterr().out
+    assert "x < y  exact  ok" in capsys.readouterr().out
 
 
 def test_console_script_is_installed():
@@ -79,3 +81,76 @@ def test_tune_rejects_a_bad_layer_list(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     assert "--rfa-layers" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--popsize", "0"], "argument --popsize: must be at least 2, got 0"),
+    (["--popsize", "-1"], "argument --popsize: must be at least 2, got -1"),
+    (["--budget", "0"], "argument --budget: must be at least 2, got 0"),
+    (["--budget", "-5"], "argument --budget: must be at least 2, got -5"),
+    (["--budget", "5"], "--budget 5 is below one generation (--popsize 10 model calls)"),
+    (["--sigma", "0"], "argument --sigma: must be a positive number, got 0"),
+    (["--prompt-len", "x"], "argument --prompt-len: expected a whole number, got 'x'"),
+    (["--max-len", "12"], "--max-len 12 leaves no room"),
+    (["--data", "no/such/folder"], "--data no/such/folder: no such folder"),
+    (["--model", "no/such/model"], "--model no/such/model: no such folder"),
+])
+def test_bad_numbers_and_paths_are_usage_errors_and_leave_no_folder(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["tune", "--task", "sst2"] + args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: secptune tune" in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_interrupting_a_run_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    import secptune.tuning.run as run
+
+    def interrupted(spec, out, remote=None):
+        out.mkdir(parents=True)
+        (out / "log.jsonl").write_text('{"untuned": true}\n{"gen": 0}\n')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "tune_run", interrupted)
+    out = tmp_path / "run"
+    assert main(["tune", "--task", "sst2", "--data", "builtin", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; 1 finished generation kept in {out}; rerun the same command to resume" in err
+
+
+def test_help_shows_defaults_and_explains_the_split(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 16-13)" in out and "K examples per class drawn with seed SEED" in out
+    assert "CMA-ES candidates per generation (default: 10)" in out and "(default: None)" not in out
+
+
+def test_selftest_labels_its_numbers_and_gives_a_verdict(capsys):
+    assert main(["selftest", "--n", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "max abs error" in out and "rounds; bytes sent: S0 " in out and out.strip().endswith("selftest passed")
+
+
+def test_local_cluster_stops_cleanly_on_ctrl_c(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) is how a local cluster stops: exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from test_deploy import _free_port_base
+
+    proc = subprocess.Popen([sys.executable, "-m", "secptune", "local-cluster", "--folder", str(tmp_path / "c"),
+                             "--port", str(_free_port_base())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:                    # the servers are started once it says how to try them
+        if line.startswith("try:"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "servers stopped" in err

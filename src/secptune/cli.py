@@ -18,25 +18,35 @@ def _costs(args) -> int:
     return 0
 
 
+MUL_TOLERANCE = 1e-4
+"""selftest: the largest error it accepts in a product of two standard normals (16 fractional bits)."""
+
+
 def _selftest(args) -> int:
     """A quick end-to-end check: share, multiply, compare, open to the client."""
     import numpy as np
 
     from secptune.engine import CLIENT, Context, EngineConfig, SharedTensor
+    from secptune.engine.comm import PARTY_NAMES
 
     ctx = Context(EngineConfig(seed=args.seed))
     rng = np.random.default_rng(args.seed)
-    a, b = rng.normal(size=1000), rng.normal(size=1000)
+    a, b = rng.normal(size=args.n), rng.normal(size=args.n)
     x, y = SharedTensor.from_client(ctx, a), SharedTensor.from_client(ctx, b)
     prod = (x * y).reveal("selftest/prod", to=CLIENT)
     less = x.lt(y).reveal("selftest/lt", to=CLIENT)
     err = float(np.abs(prod - a * b).max())
-    ok = err < 1e-4 and np.array_equal(less, (a < b).astype(np.int64))
+    mul_ok = err < MUL_TOLERANCE
+    lt_ok = bool(np.array_equal(less, (a < b).astype(np.int64)))
     c = ctx.chan.cost()
-    print(f"mul max abs err {err:.2e}; lt {'exact' if ok else 'WRONG'}; "
-          f"{c.rounds} rounds, bytes sent {c.bytes_sent}; openings: "
-          + ", ".join(o.tag for o in ctx.chan.openings))
-    return 0 if ok else 1
+    sent = ", ".join(f"{n} {v:,}" for n, v in zip(PARTY_NAMES, c.bytes_sent) if v)
+    print(f"selftest: {args.n} pairs of random numbers, shared by the client with three servers in this process")
+    print(f"  x * y  max abs error {err:.2e} (accepted below {MUL_TOLERANCE:.0e})  {'ok' if mul_ok else 'FAILED'}")
+    print(f"  x < y  {'exact' if lt_ok else 'WRONG'}  {'ok' if lt_ok else 'FAILED'}")
+    print(f"  cost   {c.rounds} rounds; bytes sent: {sent}")
+    print(f"  opened {', '.join(o.tag for o in ctx.chan.openings)}")
+    print("selftest passed" if mul_ok and lt_ok else "selftest FAILED")
+    return 0 if mul_ok and lt_ok else 1
 
 
 def _pct(value, se=None, sign=False) -> str:
@@ -209,6 +219,8 @@ def _party(args) -> int:
     except (LinkError, ConfigError) as e:
         print(f"secptune party: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 
@@ -219,17 +231,22 @@ def _local_cluster(args) -> int:
     from secptune.engine.transport import write_local_config
 
     cfg = write_local_config(Path(args.folder), args.port, timeout=args.timeout)
-    print(f"fresh certificates and {cfg}; servers S0, S1, S2 on 127.0.0.1:{args.port}-{args.port + 2}")
-    print(f"try:  secptune remote --config {cfg} selftest   (Ctrl-C stops the servers)", flush=True)
-    procs = [subprocess.Popen([sys.executable, "-m", "secptune", "party", "--id", str(i), "--config", str(cfg)])
-             for i in range(3)]
+    procs = []
     try:
+        print(f"fresh certificates and {cfg}; servers S0, S1, S2 on 127.0.0.1:{args.port}-{args.port + 2}")
+        procs = [subprocess.Popen([sys.executable, "-m", "secptune", "party", "--id", str(i), "--config", str(cfg)])
+                 for i in range(3)]
+        print(f"try:  secptune remote --config {cfg} selftest   (Ctrl-C stops the servers)", flush=True)
         for p in procs:
             p.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:          # the way to stop a local cluster: a clean exit
         for p in procs:
             p.terminate()
-    return max(p.wait() for p in procs)
+        for p in procs:
+            p.wait()
+        print("\nlocal-cluster: servers stopped", file=sys.stderr)
+        return 0
+    return max(p.returncode for p in procs)
 
 
 def _remote(args) -> int:
@@ -377,7 +394,8 @@ def main(argv=None) -> int:
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(fn=_remote)
     sp = sub.add_parser("selftest", help="share, multiply, compare and open a small random example")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=_int_at_least(0), default=0)
+    sp.add_argument("--n", type=_int_at_least(1), default=1000, help="how many pairs")
     sp.set_defaults(fn=_selftest)
     args = p.parse_args(argv)
     return args.fn(args)

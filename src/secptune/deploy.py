@@ -237,7 +237,8 @@ def _run(me: int, config_path, job: dict | None, private, seed: int | None, log=
                  "rounds": ctx.chan.rounds, "engine_bytes_sent": ctx.chan.bytes_sent[me],
                  "socket_payload_bytes_sent": sum(a[0] - b[0] for a, b in zip(after, before)),
                  "socket_frame_bytes_sent": sum(a[1] - b[1] for a, b in zip(after, before))}
-        print(json.dumps(stats), file=log, flush=True)
+        if me != CLIENT:           # a server's log line per job; the client's command prints its own summary
+            print(json.dumps(stats), file=log, flush=True)
         return out, stats
     except LinkError as e:
         net.abort(str(e))
