@@ -119,21 +119,32 @@ def _head(row: dict) -> str:
 
 
 def render_tune(rows: list) -> str:
+    """Untuned and tuned test metric per task: each split's, then mean +- std over splits
+    (or over RFA projection seeds), with the command that reproduces the table."""
     import numpy as np
 
     seeds = any(r.get("rfa_seed") for r in rows)        # runs that differ by RFA's projection seed
-    out = [f"| task | head | metric | {'projection seeds' if seeds else 'splits'} | zero-shot (mean +- std) "
-           "| tuned (mean +- std) | dev of the kept prompt |", "|---|---|---|---:|---:|---:|---:|"]
+    over = "projection seeds" if seeds else "splits"
+    key = (lambda x: f"seed {x.get('rfa_seed', 0)}") if seeds else (lambda x: x["split"])
+    out = [f"| task | head | metric | test examples | untuned, per {over[:-1]} | untuned (mean +- std) "
+           f"| tuned, per {over[:-1]} | tuned (mean +- std) | dev of the kept prompt |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for task, head in dict.fromkeys((r["task"], _head(r)) for r in rows):
         r = [x for x in rows if x["task"] == task and _head(x) == head]
         zs = np.array([x["zero_shot_metric"] for x in r]) * 100
         tu = np.array([x["test_metric"] for x in r]) * 100
         dv = np.array([x["dev_metric"] for x in r]) * 100
-        out.append(f"| {task} | {head} | {r[0]['metric']} | {len(r)} | {zs.mean():.1f} +- {zs.std():.1f} "
-                   f"| {tu.mean():.1f} +- {tu.std():.1f} | {dv.mean():.1f} |")
+        per = lambda v: " / ".join(f"{a:.1f}" for a in v)        # noqa: E731
+        out.append(f"| {task} | {head} | {r[0]['metric']} | {max(x['test_examples'] for x in r)} "
+                   f"| {per(zs)} | {zs.mean():.1f} +- {zs.std():.1f} | {per(tu)} | {tu.mean():.1f} +- {tu.std():.1f} "
+                   f"| {dv.mean():.1f} |")
     first = rows[0]
-    return "\n".join(out + ["", f"Plaintext, {first['model_calls']} model calls per run, test sets capped at "
-                             f"{max(x['test_examples'] for x in rows)} examples; commit `{first.get('commit', '?')}`."])
+    order = ", ".join(dict.fromkeys(key(x) for x in rows))
+    note = [f"Plaintext, {first['model_calls']} model calls per run; per-{over[:-1]} columns in the order {order}; "
+            f"{_commits(rows)}."]
+    if first.get("bench_command"):
+        note.append(f"Reproduce: `{first['bench_command']}`; one run is, for example, `{first['command']}`.")
+    return "\n".join(out + [""] + note)
 
 
 PAPER = {"sst2": ("88.11", "89.56"), "yelp": ("85.23", "91.50"), "agnews": ("81.27", "81.51"),

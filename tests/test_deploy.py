@@ -48,7 +48,7 @@ def _start(cfg, ids, seed=None):
             for i in ids}
 
 
-def _finish(procs, timeout=60):
+def _finish(procs, timeout=600):
     out = {}
     for i, p in procs.items():
         try:
@@ -325,7 +325,7 @@ def _mlm_across_processes(tmp_path, model_dir, monkeypatch):
     spec = dict(task="sst2", data="builtin", split="8-1", model=str(model_dir), mode="mpc", prompt_len=4,
                 subspace_dim=8, popsize=2, budget=4, max_len=32, attention="softmax", features=16,
                 weights="private", eval_every=1, patience=0, seed=0, test_limit=4, head="mlm", sigma=1.0)
-    cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=30,
+    cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=600,   # waits out a busy machine
                                   names=("S0", "S1", "S2", "client", "model-owner"))
     procs = _start(cfg_path, (0, 1, 2, MODEL_OWNER))
     remote = tune_run(RunSpec(**spec), tmp_path / "remote", stream=io.StringIO(), remote=RemoteSession(cfg_path))

@@ -224,7 +224,8 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     if spec.mode == "mpc":
         owner = "the model owner shares the weights" if spec.weights == "private" else "the weights are public"
         servers = "the server processes" if remote is not None else "three servers in this process"
-        _say(stream, f"secure setup on {servers}: {owner}; the client shares its examples")
+        _say(stream, f"secure setup on {servers}: {owner}; the client shares its examples "
+             f"(a first run after installing also compiles the engine's kernels: a minute or two)")
     scorer = Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     ctx = getattr(scorer, "ctx", None)
     weights = getattr(scorer, "weights", None)
