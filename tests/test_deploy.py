@@ -83,11 +83,12 @@ def cluster(tmp_path):
     return write_local_config(tmp_path, _free_port_base(), timeout=20)
 
 
-def test_selftest_across_processes_equals_the_simulation_and_socket_bytes_equal_the_accounting(cluster):
+def test_selftest_across_processes_equals_the_simulation_and_socket_bytes_equal_the_accounting(cluster, capsys):
     procs = _start(cluster, (0, 1, 2))
     rng = np.random.default_rng(0)
     private = {"x": rng.normal(size=600), "y": rng.normal(size=600)}
     out, stats = run_client(cluster, "selftest", {"n": 600}, private, seed=9)
+    assert capsys.readouterr().err == ""        # the client's command prints its own summary, not a JSON line
     done = _finish(procs)
     sim = selftest(Context(EngineConfig(seed=9)), None, {"n": 600}, private)
     np.testing.assert_array_equal(out["xy"], sim["xy"])

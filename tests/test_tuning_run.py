@@ -91,8 +91,11 @@ def test_a_run_that_fails_before_its_first_generation_blocks_nothing(tmp_path):
     assert not out.exists()
     (out).mkdir()
     (out / "config.json").write_text(json.dumps({"task": "sst2", "budget": 99}))   # started, nothing finished
+    (out / "log.jsonl").write_text(json.dumps({"untuned": True, "train_loss": 9.0}) + "\n")
     run.tune_run(spec(budget=2), out)
     assert json.loads((out / "config.json").read_text())["budget"] == 2
+    log = run.read_log(out)
+    assert [r.get("gen") for r in log] == [None, 0] and log[0]["train_loss"] != 9.0     # the old attempt's is gone
 
 
 def test_eval_scores_the_saved_prompt_in_plaintext_and_on_shares(tmp_path):

@@ -137,10 +137,13 @@ def _resume_state(out: Path, spec: RunSpec) -> dict | None:
     return pickle.loads(state.read_bytes()) if state.exists() else None
 
 
-def _start_folder(out: Path, spec: RunSpec) -> None:
-    """Create the run folder and write its settings (over those of a run that never finished
-    a generation)."""
+def _start_folder(out: Path, spec: RunSpec, fresh: bool) -> None:
+    """Create the run folder and write its settings; ``fresh`` (no finished generation to
+    resume): clear what an earlier attempt that never finished a generation left."""
     out.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        for name in ("log.jsonl", "prompt.npz", "metrics.json"):
+            (out / name).unlink(missing_ok=True)
     _atomic_write(out / "config.json", json.dumps(asdict(spec), indent=2).encode())
 
 
@@ -231,7 +234,7 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     weights = getattr(scorer, "weights", None)
     dev_scorer = Scorer(cfg, params, dids, dmask, anchors, tune_cfg, ctx=ctx, weights=weights, announce=announce)
     proj = Projection.for_model(tune_cfg, params)
-    _start_folder(out, spec)
+    _start_folder(out, spec, fresh=state is None)
 
     if state is None:
         state = {"es": new_strategy(tune_cfg), "gen": 0, "calls": 0, "best_train": (np.inf, None), "best_dev": (-1.0, None),
@@ -306,7 +309,8 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
          + (" on shares" if ctx is not None else ""))
     metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, announce=announce)
     metrics.update(_generation_means(out), test_seconds=time.perf_counter() - t0,
-                   untuned_dev_metric=u["dev_metric"], untuned_train_loss=u["train_loss"])
+                   untuned_dev_metric=u["dev_metric"], untuned_train_loss=u["train_loss"],
+                   best_train_loss=float(state["best_train"][0]), train_examples=len(y), dev_examples=len(dy))
     _atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics
 

@@ -55,13 +55,18 @@ def _pct(value, se=None, sign=False) -> str:
 
 
 def _result(m: dict) -> str:
-    """The test result: tuned and untuned side by side, with bootstrap standard errors."""
+    """The test result: tuned and untuned side by side, with bootstrap standard errors and
+    what they say about the gain."""
     n = m["test_examples"]
     text = f"test {m['metric']} {_pct(m['test_metric'], m.get('test_metric_se'))}"
     if m.get("zero_shot_metric") is not None:
+        gain, se = m["test_metric"] - m["zero_shot_metric"], m.get("gain_se")
         text += (f", untuned template {_pct(m['zero_shot_metric'], m.get('zero_shot_metric_se'))}, "
-                 f"gain {_pct(m['test_metric'] - m['zero_shot_metric'], m.get('gain_se'), sign=True)} points")
-    return text + f" (in %, +- one bootstrap standard error over the {n} test examples)"
+                 f"gain {_pct(gain, se, sign=True)} points")
+        if se is not None:
+            text += (": within two standard errors of no change" if abs(gain) <= 2 * se else
+                     f": a {'gain' if gain > 0 else 'loss'} beyond two standard errors")
+    return text + f" (in %, +- one bootstrap standard error over {n} test examples)"
 
 
 def _int_at_least(low: int):
@@ -168,9 +173,12 @@ def _tune(args) -> int:
               f"rerun the same command to resume", file=sys.stderr)
         return 130
     where = "built-in sentences" if spec.data == BUILTIN else Path(spec.data).name
-    print(f"{metrics['task']} ({where}, split {metrics['split']}): dev {metrics['metric']} "
-          f"{_pct(metrics['dev_metric'])} (untuned {_pct(metrics['untuned_dev_metric'])}); {_result(metrics)}; "
-          f"run folder {out}")
+    print(f"\n{metrics['task']} ({where}, split {metrics['split']}), untuned template -> tuned prompt:\n"
+          f"  training loss {metrics['untuned_train_loss']:.4f} -> {metrics['best_train_loss']:.4f}, "
+          f"dev {metrics['metric']} {_pct(metrics['untuned_dev_metric'])} -> {_pct(metrics['dev_metric'])} "
+          f"(on the {metrics['train_examples']} training and {metrics['dev_examples']} dev examples the tuning "
+          f"sees)\n  {_result(metrics)}\n"
+          f"  run folder {out}; secptune plot --run {out} draws the learning curve")
     return 0
 
 
