@@ -147,6 +147,27 @@ def render_tune(rows: list) -> str:
     return "\n".join(out + [""] + note)
 
 
+def render_first_run(rows: list) -> str:
+    """What the README's main job can show (``bench.first_run``): per setting, the means over
+    seeds of the training loss, dev and test metric, untuned -> tuned, and each seed's gain."""
+    import numpy as np
+
+    out = ["| prompt length | sigma | model calls | seeds | training loss | dev | test | test gain per seed "
+           "(points) | mean gain |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for key in dict.fromkeys((r["prompt_len"], r["sigma"], r["budget"]) for r in rows):
+        r = [x for x in rows if (x["prompt_len"], x["sigma"], x["budget"]) == key]
+        m = lambda k: float(np.mean([x[k] for x in r]))          # noqa: E731
+        gains = np.array([100 * x["gain"] for x in r])
+        out.append(f"| {key[0]} | {key[1]:g} | {key[2]} | {len(r)} | {m('untuned_train_loss'):.4f} -> "
+                   f"{m('final_best_loss'):.4f} | {100 * m('untuned_dev'):.1f} -> {100 * m('dev'):.1f} "
+                   f"| {100 * m('untuned_test'):.1f} -> {100 * m('test'):.1f} "
+                   f"| {' / '.join(f'{g:+.1f}' for g in gains)} | {gains.mean():+.2f} |")
+    first = rows[0]
+    return "\n".join(out + ["", f"Plaintext (secure tuning follows it), task sst2 on the built-in sentences, split "
+                                 f"{first['split']}, popsize {first['popsize']}, {first['test_examples']} test "
+                                 f"sentences; {_commits(rows)}."])
+
+
 PAPER = {"sst2": ("88.11", "89.56"), "yelp": ("85.23", "91.50"), "agnews": ("81.27", "81.51"),
          "mrpc": ("75.33", "75.51"), "rte": ("52.95", "77.62")}   # SecP-Tuning (RFA, on shares) and plaintext BBT, RoBERTa-large, 16-shot
 
@@ -230,6 +251,8 @@ def render_file(path: str) -> str:
         return "(no results)"
     if "setting" in rows[0]:
         return render_deploy(rows)
+    if "untuned_train_loss" in rows[0] and "sigma" in rows[0]:
+        return render_first_run(rows)
     if "held_out_examples" in rows[0]:
         return render_heldout(rows)
     if "config" in rows[0] and "zero_shot_metric" in rows[0]:

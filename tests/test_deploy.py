@@ -247,7 +247,8 @@ def test_a_tuning_run_across_processes_follows_the_in_process_run_and_resumes_af
 
     def kill_after_first_generation():
         for _ in range(600):
-            if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2:   # the untuned template, gen 0
+            # the log's first lines: the untuned template's, then generation 0's
+            if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2:
                 procs[2].kill()
                 return
             time.sleep(0.1)
@@ -312,7 +313,7 @@ def test_the_real_masked_lm_checkpoint_across_processes(tmp_path, monkeypatch):
     _mlm_across_processes(tmp_path, model, monkeypatch)
 
 
-def _mlm_across_processes(tmp_path, model_dir, monkeypatch):
+def _mlm_across_processes(tmp_path, model, monkeypatch):
     import io
 
     from secptune import deploy
@@ -323,7 +324,7 @@ def _mlm_across_processes(tmp_path, model_dir, monkeypatch):
     send = deploy._send_json
     monkeypatch.setattr(deploy, "_send_json", lambda link, obj: (sent.append(obj), send(link, obj))[1])
 
-    spec = dict(task="sst2", data="builtin", split="8-1", model=str(model_dir), mode="mpc", prompt_len=4,
+    spec = dict(task="sst2", data="builtin", split="8-1", model=str(model), mode="mpc", prompt_len=4,
                 subspace_dim=8, popsize=2, budget=4, max_len=32, attention="softmax", features=16,
                 weights="private", eval_every=1, patience=0, seed=0, test_limit=4, head="mlm", sigma=1.0)
     cfg_path = write_local_config(tmp_path, _free_port_base(), timeout=600,   # waits out a busy machine

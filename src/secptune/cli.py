@@ -271,8 +271,13 @@ def _remote(args) -> int:
             x, y = rng.normal(size=args.n), rng.normal(size=args.n)
             out, stats = run_client(args.config, "selftest", {"n": args.n}, {"x": x, "y": y})
             err = float(np.abs(out["xy"] - x * y).max())
-            ok = bool(np.array_equal(out["lt"], (x < y).astype(float)))
-            print(f"three server processes: mul max abs err {err:.2e}; lt {'exact' if ok else 'WRONG'}")
+            lt_ok = bool(np.array_equal(out["lt"], (x < y).astype(float)))
+            ok = lt_ok and err < MUL_TOLERANCE
+            print(f"remote selftest: {args.n} pairs of random numbers, shared by this client with the three "
+                  f"server processes of {args.config}")
+            print(f"  x * y  max abs error {err:.2e} (accepted below {MUL_TOLERANCE:.0e})  "
+                  f"{'ok' if err < MUL_TOLERANCE else 'FAILED'}")
+            print(f"  x < y  {'exact' if lt_ok else 'WRONG'}  {'ok' if lt_ok else 'FAILED'}")
         else:
             from secptune.nn import encoder as E
             from secptune.tuning.prepare import load_tokenizer, pad_batch
@@ -292,7 +297,10 @@ def _remote(args) -> int:
             out, stats = run_client(args.config, "encode", job, {"x": E.embed(params, cfg, ids)})
             for t, s in zip(args.text, out["scores"]):
                 print(f"{anchor_texts[int(np.argmax(s))]:>14}  {t}")
-        print(f"{stats['rounds']} rounds in {stats['run_s']:.2f} s; client sent {stats['socket_payload_bytes_sent']} B")
+        print(f"  cost   {stats['rounds']} rounds in {stats['run_s']:.2f} s; the client sent "
+              f"{stats['socket_payload_bytes_sent']:,} B")
+        if args.job == "selftest":
+            print("remote selftest passed" if ok else "remote selftest FAILED")
     except (LinkError, ConfigError) as e:
         print(f"secptune remote: {e}", file=sys.stderr)
         return 2
@@ -375,7 +383,7 @@ def main(argv=None) -> int:
     sp.add_argument("--run", required=True, help="the run folder written by secptune tune")
     sp.add_argument("--mode", choices=["plain", "mpc"], help="default: the run's mode")
     sp.add_argument("--file", help="a test file (tsv, csv, jsonl, txt) instead of the task's test set")
-    sp.add_argument("--test-limit", type=int, help="score the first N examples")
+    sp.add_argument("--test-limit", type=_int_at_least(0), help="score the first N examples")
     sp.add_argument("--parties", help="a cluster's parties.toml: score on shares against server processes")
     sp.set_defaults(fn=_eval)
     sp = sub.add_parser("plot", help="learning curve of a run folder as PNG (needs matplotlib)")
@@ -389,17 +397,17 @@ def main(argv=None) -> int:
     sp.set_defaults(fn=_party)
     sp = sub.add_parser("local-cluster", help="fresh certificates, a config and three servers on loopback")
     sp.add_argument("--folder", default="cluster", help="where the certificates and parties.toml go")
-    sp.add_argument("--port", type=int, default=7100, help="S0's port (S1, S2 the next two)")
-    sp.add_argument("--timeout", type=float, default=60.0, help="seconds a party waits for a peer")
+    sp.add_argument("--port", type=_int_at_least(1), default=7100, help="S0's port (S1, S2 the next two)")
+    sp.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds a party waits for a peer")
     sp.set_defaults(fn=_local_cluster)
     sp = sub.add_parser("remote", help="run a job as the client against running servers")
     sp.add_argument("--config", required=True)
     sp.add_argument("job", choices=["selftest", "encode"])
-    sp.add_argument("--n", type=int, default=1000, help="selftest: vector length")
+    sp.add_argument("--n", type=_int_at_least(1), default=1000, help="selftest: vector length")
     sp.add_argument("--text", nargs="+", default=["A gorgeous, witty film.", "Dull and far too long."],
                     help="encode: sentences scored by the packaged MiniLM against two anchors (public weights)")
     sp.add_argument("--attention", choices=["softmax", "rfa"], default="softmax")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=_int_at_least(0), default=0)
     sp.set_defaults(fn=_remote)
     sp = sub.add_parser("selftest", help="share, multiply, compare and open a small random example")
     sp.add_argument("--seed", type=_int_at_least(0), default=0)
