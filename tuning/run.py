@@ -307,7 +307,11 @@ def _tune_run(spec: RunSpec, out: Path, stream, remote) -> dict:
     limit = f"the first {spec.test_limit}" if spec.test_limit else "all"
     _say(stream, f"scoring the tuned prompt and the untuned template on {limit} test examples"
          + (" on shares" if ctx is not None else ""))
-    metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, announce=announce)
+    def on_batch(done, total):
+        if ctx is not None and done < total:        # on shares each batch takes a while
+            _say(stream, f"  test: {done}/{total} examples scored")
+    metrics = evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, announce=announce,
+                       on_batch=on_batch)
     metrics.update(_generation_means(out), test_seconds=time.perf_counter() - t0,
                    untuned_dev_metric=u["dev_metric"], untuned_train_loss=u["train_loss"],
                    best_train_loss=float(state["best_train"][0]), train_examples=len(y), dev_examples=len(dy))
@@ -345,23 +349,27 @@ def template_param(scores, head: ClientHead, tok, task, examples, prompt_len: in
 
 
 def predictions(scores, head: ClientHead, tok, task, examples, prompt_len: int, max_len: int, prompts,
-                head_params: list) -> tuple:
+                head_params: list, on_batch=None) -> tuple:
     """(predicted classes [P, N] of each prompt with its head parameter, labels [N]) on
-    examples scored in batches of 64 (``scores`` as in ``template_param``)."""
+    examples scored in batches of 64 (``scores`` as in ``template_param``); ``on_batch``
+    is called with (examples scored, examples) after each batch."""
     preds, gold = [], []
     for i in range(0, len(examples), 64):
         ids, mask, y = encode_examples(tok, task, examples[i:i + 64], prompt_len, max_len, head.kind)
         s = scores(ids, mask, prompts, "test/scores")
         preds.append(np.stack([np.argmax(head.logits(r, b), -1) for r, b in zip(s, head_params)]))
         gold.append(y)
+        if on_batch:
+            on_batch(min(i + 64, len(examples)), len(examples))
     return np.concatenate(preds, axis=1), np.concatenate(gold)
 
 
 def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, state, test=None,
-             announce=None) -> dict:
+             announce=None, on_batch=None) -> dict:
     """Dev and test metric of the best prompt by dev metric (test through the same path).
 
-    ``test``: examples to score instead of the task's test set."""
+    ``test``: examples to score instead of the task's test set; ``on_batch`` as in
+    ``predictions``."""
     def scores(ids, mask, prompts, tag):
         return Scorer(cfg, params, ids, mask, anchors, tune_cfg, ctx=ctx, weights=weights,
                       announce=announce)(prompts, tag=tag)
@@ -381,7 +389,8 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
         test = task.load(spec.data, spec.split, "test")
     if spec.test_limit:
         test = test[:spec.test_limit]
-    preds, gold = predictions(scores, head, tok, task, test, spec.prompt_len, spec.max_len, prompts, head_params)
+    preds, gold = predictions(scores, head, tok, task, test, spec.prompt_len, spec.max_len, prompts, head_params,
+                              on_batch)
     return {"task": spec.task, "split": spec.split, "metric": task.metric, "mode": spec.mode,
             "attention": spec.attention, **{k: getattr(spec, k) if spec.attention == "rfa" else None for k in RFA_FIELDS},
             "weights": spec.weights, "head": head.kind, "head_param": head_params[0],
