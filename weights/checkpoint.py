@@ -3,10 +3,11 @@
 A model folder holds ``config.json``, ``model.safetensors`` and (optionally)
 ``tokenizer.json``.  Supported: BERT (``BertModel``, ``BertForMaskedLM``; names
 with or without the ``bert.`` prefix) and RoBERTa (``RobertaModel``,
-``RobertaForMaskedLM``; position ids offset by padding_idx + 1, ``lm_head``).
+``RobertaForMaskedLM``; position ids offset by padding_idx + 1, ``lm_head``),
+with the legacy names Hugging Face's loaders accept (``_LEGACY_SUFFIXES``).
 Every tensor in the file is mapped or listed as ignored; a missing tensor, a
-leftover tensor, a wrong shape or dtype, or an unsupported config field is an
-error naming the tensor or field and the file.
+leftover tensor, a wrong shape or dtype, a truncated file or an unsupported
+config field is an error naming the tensor or field and the file.
 
 Linear weights are stored as [in, out] (transposed from PyTorch's [out, in])
 so that layers compute x @ W + b.
