@@ -35,9 +35,9 @@ SPLITS = ("16-13", "16-21", "16-42")
 def command(task: str, data: str, split: str, args) -> list:
     """The ``secptune tune`` arguments of one run (options at their CLI default are left out)."""
     argv = ["tune", "--task", task, "--data", data, "--split", split, "--mode", "plain"]
-    for flag, value, default in (("--model", args.model, None), ("--head", args.head, None),
-                                 ("--budget", args.budget, None), ("--test-limit", args.test_limit, None)):
-        if value != default:
+    for flag, value in (("--model", args.model), ("--head", args.head), ("--budget", args.budget),
+                        ("--test-limit", args.test_limit)):
+        if value is not None:
             argv += [flag, str(value)]
     return argv
 

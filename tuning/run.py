@@ -193,15 +193,16 @@ def _say(stream, text: str) -> None:
 
 
 def _untuned(scorer, dev_scorer, head: ClientHead, task: Task, prompt_len: int, hidden: int, y, dy) -> dict:
-    """The untuned template (a zero prompt on the placeholders): its training loss and
-    metric and its dev metric, the reference a tuned prompt has to beat.  On shares:
-    two passes of one candidate, whose scores are opened to the client only."""
+    """The untuned template (a zero prompt on the placeholders): its head parameter (the
+    pair head's threshold, fitted on its training scores), training loss and metric and
+    its dev metric, the reference a tuned prompt has to beat.  On shares: two passes of
+    one candidate, whose scores are opened to the client only."""
     zero = np.zeros((1, prompt_len, hidden))
     raw = scorer(zero, tag="untuned/train-scores")[0]
     param = head.fit(raw, y)
     logits = head.logits(raw, param)
     dev_raw = dev_scorer(zero, tag="untuned/dev-scores")[0]
-    return {"untuned": True, "calls": 0, "train_loss": cross_entropy(logits, y),
+    return {"untuned": True, "calls": 0, "head_param": param, "train_loss": cross_entropy(logits, y),
             "train_metric": score(task.metric, np.argmax(logits, -1), y),
             "dev_metric": score(task.metric, np.argmax(head.logits(dev_raw, param), -1), dy)}
 
@@ -382,8 +383,11 @@ def evaluate(spec, cfg, params, tok, task, anchors, tune_cfg, ctx, weights, stat
     head_params = [state.get("best_dev_param")]
     if spec.zero_shot:
         prompts = np.concatenate([prompts, np.zeros((1, spec.prompt_len, cfg.hidden))])
-        # the untuned template's threshold, fitted as the tuned prompt's was
-        head_params.append(template_param(scores, head, tok, task, task.load(spec.data, spec.split, "train"),
+        # the untuned template's threshold, fitted as the tuned prompt's was: a tuning run
+        # fitted it before its first generation (``_untuned``); ``eval_run`` fits it here
+        untuned = state.get("untuned", {})
+        head_params.append(untuned["head_param"] if "head_param" in untuned else
+                           template_param(scores, head, tok, task, task.load(spec.data, spec.split, "train"),
                                           spec.prompt_len, spec.max_len, prompts[1]))
     if test is None:
         test = task.load(spec.data, spec.split, "test")
